@@ -1,0 +1,265 @@
+//! Where a registry repository comes from: a plain folder, a Git work tree (as it is, or at a
+//! branch, tag or commit), or any Git URL. Git is driven through the `git` program, which every
+//! machine that builds stacks already has and which understands every URL and credential helper
+//! the user has set up.
+//!
+//! Opening a source yields a [`Checkout`]: a folder to scan, the commit it holds, and the time of
+//! the last commit that touched each folder (for `lastModified`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use tempfile::TempDir;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{0} is neither a folder nor a Git repository URL")]
+    NotFound(String),
+    #[error("--ref {reference} needs a Git repository, and {path} is a plain folder")]
+    RefWithoutGit { reference: String, path: String },
+    #[error("`git {args}` failed: {stderr}")]
+    Git { args: String, stderr: String },
+    #[error("the `git` program could not be run (is Git installed?): {0}")]
+    GitMissing(std::io::Error),
+    #[error("could not extract {commit} into a temporary folder: {source}")]
+    Extract { commit: String, source: std::io::Error },
+}
+
+/// A registry repository ready to scan.
+#[derive(Debug)]
+pub struct Checkout {
+    /// The registry root: it holds `stacks/` and `extraDevfileEntries.yaml`.
+    pub root: PathBuf,
+    /// The commit the files come from; empty for a plain folder.
+    pub commit_hash: String,
+    /// Paths under the root (`stacks/go`, `stacks/go/1.0.0`) → commit time of the last commit
+    /// that touched them, RFC 3339 with the original offset and `Z` for UTC.
+    pub folder_times: HashMap<String, String>,
+    /// Work-tree changes (`git status --porcelain` lines) under the root, when the files are
+    /// read from a work tree rather than from a commit.
+    pub uncommitted: Vec<String>,
+    /// Keeps an extracted or cloned tree alive while the checkout is in use.
+    _temp: Option<TempDir>,
+}
+
+impl Checkout {
+    /// A plain folder: no commit, no history.
+    pub fn folder(root: impl Into<PathBuf>) -> Checkout {
+        Checkout {
+            root: root.into(),
+            commit_hash: String::new(),
+            folder_times: HashMap::new(),
+            uncommitted: Vec::new(),
+            _temp: None,
+        }
+    }
+}
+
+/// Opens `source` (a folder or a Git URL), at `reference` when given (a branch, tag or commit).
+///
+/// A folder inside a Git work tree is read as it is on disk, stamped with `HEAD`, and its
+/// uncommitted changes are listed; with `reference`, the files are taken from that commit.
+pub fn open(source: &str, reference: Option<&str>) -> Result<Checkout, SourceError> {
+    let path = Path::new(source);
+    if path.is_dir() {
+        match git_location(path)? {
+            None => match reference {
+                Some(reference) => {
+                    Err(SourceError::RefWithoutGit { reference: reference.to_string(), path: source.to_string() })
+                }
+                None => Ok(Checkout::folder(path)),
+            },
+            Some(GitLocation::WorkTree { prefix }) => match reference {
+                None => from_work_tree(path, &prefix),
+                Some(reference) => from_commit(path, &prefix, reference, None),
+            },
+            Some(GitLocation::Bare) => from_commit(path, "", reference.unwrap_or("HEAD"), None),
+        }
+    } else if looks_like_url(source) {
+        let temp = tempfile::Builder::new()
+            .prefix("registry-clone-")
+            .tempdir()
+            .map_err(|e| SourceError::Extract { commit: source.to_string(), source: e })?;
+        let clone = temp.path().join("repo.git");
+        git(temp.path(), &["clone", "--quiet", "--bare", "--", source, &clone.to_string_lossy()])?;
+        from_commit(&clone, "", reference.unwrap_or("HEAD"), Some(temp))
+    } else {
+        Err(SourceError::NotFound(source.to_string()))
+    }
+}
+
+fn looks_like_url(source: &str) -> bool {
+    source.contains("://") || (source.contains('@') && source.contains(':')) || source.ends_with(".git")
+}
+
+enum GitLocation {
+    /// Inside a work tree; `prefix` is the folder's path from the top (`""` or `stacks/`).
+    WorkTree {
+        prefix: String,
+    },
+    Bare,
+}
+
+fn git_location(path: &Path) -> Result<Option<GitLocation>, SourceError> {
+    let out = Command::new("git")
+        .current_dir(path)
+        .args(["rev-parse", "--is-bare-repository", "--show-prefix"])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(SourceError::GitMissing)?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    Ok(Some(match lines.next() {
+        Some("true") => GitLocation::Bare,
+        _ => GitLocation::WorkTree { prefix: lines.next().unwrap_or("").to_string() },
+    }))
+}
+
+fn from_work_tree(path: &Path, prefix: &str) -> Result<Checkout, SourceError> {
+    let commit = git(path, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).unwrap_or_default();
+    let status = git(path, &["status", "--porcelain", "--untracked-files=all", "--", "."])?;
+    let folder_times = if commit.is_empty() { HashMap::new() } else { folder_times(path, &commit, prefix)? };
+    Ok(Checkout {
+        root: path.to_path_buf(),
+        commit_hash: commit,
+        folder_times,
+        uncommitted: status.lines().map(str::to_string).collect(),
+        _temp: None,
+    })
+}
+
+/// Extracts the registry folder (`prefix`) at `reference` with `git archive` into a temporary
+/// folder; the repository and its work tree are left as they are.
+fn from_commit(repo: &Path, prefix: &str, reference: &str, temp: Option<TempDir>) -> Result<Checkout, SourceError> {
+    let commit = git(repo, &["rev-parse", "--verify", "--end-of-options", &format!("{reference}^{{commit}}")])
+        .map_err(|e| match e {
+            SourceError::Git { args, .. } => SourceError::Git {
+                args,
+                stderr: format!("{reference} is not a branch, tag or commit of this repository"),
+            },
+            other => other,
+        })?;
+    let temp = match temp {
+        Some(t) => t,
+        None => tempfile::Builder::new()
+            .prefix("registry-checkout-")
+            .tempdir()
+            .map_err(|e| SourceError::Extract { commit: commit.clone(), source: e })?,
+    };
+    let tree = temp.path().join("tree");
+    std::fs::create_dir_all(&tree).map_err(|e| SourceError::Extract { commit: commit.clone(), source: e })?;
+    let top = git_top(repo)?;
+    let mut archive_args = vec!["archive".to_string(), "--format=tar".to_string(), commit.clone()];
+    if !prefix.is_empty() {
+        archive_args.push("--".to_string());
+        archive_args.push(prefix.to_string());
+    }
+    let mut archive = Command::new("git")
+        .current_dir(&top)
+        .args(&archive_args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(SourceError::GitMissing)?;
+    let stdout = archive.stdout.take().expect("piped stdout");
+    let untar = Command::new("tar")
+        .args(["-x", "-f", "-", "-C"])
+        .arg(&tree)
+        .stdin(stdout)
+        .output()
+        .map_err(|e| SourceError::Extract { commit: commit.clone(), source: e })?;
+    let archived = archive.wait_with_output().map_err(SourceError::GitMissing)?;
+    if !archived.status.success() {
+        return Err(SourceError::Git {
+            args: archive_args.join(" "),
+            stderr: String::from_utf8_lossy(&archived.stderr).trim().to_string(),
+        });
+    }
+    if !untar.status.success() {
+        return Err(SourceError::Extract {
+            commit,
+            source: std::io::Error::other(String::from_utf8_lossy(&untar.stderr).trim().to_string()),
+        });
+    }
+    let folder_times = folder_times(&top, &commit, prefix)?;
+    Ok(Checkout {
+        root: tree.join(prefix),
+        commit_hash: commit,
+        folder_times,
+        uncommitted: Vec::new(),
+        _temp: Some(temp),
+    })
+}
+
+/// The folder `git` commands run in: the top of a work tree, or the bare repository itself.
+fn git_top(repo: &Path) -> Result<PathBuf, SourceError> {
+    match git(repo, &["rev-parse", "--show-toplevel"]) {
+        Ok(top) if !top.is_empty() => Ok(PathBuf::from(top)),
+        _ => Ok(repo.to_path_buf()),
+    }
+}
+
+/// One pass over the history of `<prefix>stacks`: for every folder under the registry root, the
+/// commit time of the newest commit that touched a file in it.
+fn folder_times(repo: &Path, commit: &str, prefix: &str) -> Result<HashMap<String, String>, SourceError> {
+    let top = git_top(repo)?;
+    let pathspec = format!("{prefix}stacks");
+    let log = git(
+        &top,
+        &[
+            "-c",
+            "core.quotePath=false",
+            "log",
+            "--no-renames",
+            "--format=%x01%cI",
+            "--name-only",
+            commit,
+            "--",
+            &pathspec,
+        ],
+    )?;
+    let mut times = HashMap::new();
+    let mut current = String::new();
+    for line in log.lines() {
+        if let Some(time) = line.strip_prefix('\u{1}') {
+            current = normalize_offset(time);
+            continue;
+        }
+        let Some(path) = line.strip_prefix(prefix) else { continue };
+        // Every ancestor folder of the file below `stacks/`: stacks/go, stacks/go/1.0.0, ...
+        let mut end = 0;
+        while let Some(i) = path[end..].find('/') {
+            end += i;
+            let folder = &path[..end];
+            if folder != "stacks" && !times.contains_key(folder) {
+                times.insert(folder.to_string(), current.clone());
+            }
+            end += 1;
+        }
+    }
+    Ok(times)
+}
+
+/// RFC 3339 as git prints it (`%cI`), with a zero offset written `Z`.
+fn normalize_offset(time: &str) -> String {
+    match time.strip_suffix("+00:00") {
+        Some(rest) => format!("{rest}Z"),
+        None => time.to_string(),
+    }
+}
+
+/// Runs git in `dir` and returns its trimmed standard output.
+fn git(dir: &Path, args: &[&str]) -> Result<String, SourceError> {
+    let out = Command::new("git").current_dir(dir).args(args).output().map_err(SourceError::GitMissing)?;
+    if !out.status.success() {
+        return Err(SourceError::Git {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
