@@ -42,6 +42,8 @@ impl DevfileSchemas {
 pub struct CheckedDevfile {
     pub schema_version: String,
     pub metadata: Metadata,
+    /// Line of the `metadata` mapping, for problems about the entry it describes.
+    pub metadata_line: usize,
     /// The five group kinds, each true when an exec, apply or composite command has it.
     pub command_groups: BTreeMap<String, bool>,
     pub starter_projects: Vec<String>,
@@ -64,12 +66,12 @@ pub fn check(
         }
     };
     let Some(root) = doc.value.as_object() else {
-        problems.push(Diagnostic::error(file, 1, "devfile/schema:type", "a devfile must be a YAML mapping"));
+        problems.push(Diagnostic::error(file, doc.line(""), "devfile/schema:type", "a devfile must be a YAML mapping"));
         return None;
     };
     let schema_version = match root.get("schemaVersion") {
         None => {
-            problems.push(Diagnostic::error(file, 1, "devfile/schema-version", "schemaVersion is missing"));
+            problems.push(Diagnostic::error(file, doc.line(""), "devfile/schema-version", "schemaVersion is missing"));
             return None;
         }
         Some(Value::String(v)) if SUPPORTED_SCHEMA_VERSIONS.contains(&v.as_str()) => v.clone(),
@@ -130,6 +132,7 @@ pub fn check(
     Some(CheckedDevfile {
         schema_version,
         metadata,
+        metadata_line: doc.line("/metadata"),
         command_groups: command_groups(&doc.value),
         starter_projects: names(&doc.value, "starterProjects", "name")
             .into_iter()

@@ -137,6 +137,8 @@ struct StackPlan {
     folder: String,
     /// `Some` for a multi-version stack whose stack.yaml is valid.
     stack_yaml: Option<StackYaml>,
+    /// Line of the stack.yaml mapping, for problems about the whole stack.
+    stack_yaml_line: usize,
     /// `(version, default)` of each job, for a multi-version stack.
     versions: Vec<(String, bool)>,
     jobs: Vec<VersionJob>,
@@ -147,8 +149,14 @@ struct StackPlan {
 fn plan_stack(root: &Path, name: &str, problems: &mut Vec<Diagnostic>) -> Result<StackPlan, ScanError> {
     let folder = format!("{STACKS_DIR}/{name}");
     let dir = root.join(&folder);
-    let mut plan =
-        StackPlan { folder: folder.clone(), stack_yaml: None, versions: Vec::new(), jobs: Vec::new(), excluded: false };
+    let mut plan = StackPlan {
+        folder: folder.clone(),
+        stack_yaml: None,
+        stack_yaml_line: 0,
+        versions: Vec::new(),
+        jobs: Vec::new(),
+        excluded: false,
+    };
     if dir.join(STACK_YAML).is_file() {
         let file = format!("{folder}/{STACK_YAML}");
         let Some((doc, stack)) = read_yaml::<StackYaml>(root, &file, "stack-yaml/field", problems)? else {
@@ -181,6 +189,7 @@ fn plan_stack(root: &Path, name: &str, problems: &mut Vec<Diagnostic>) -> Result
             }
         }
         plan.stack_yaml = Some(stack);
+        plan.stack_yaml_line = doc.line("");
     } else {
         match devfile_in(root, &folder, problems) {
             Some(devfile_name) => plan.jobs.push(VersionJob { folder, devfile_name }),
@@ -507,6 +516,7 @@ fn assemble_stack(
         ));
         return None;
     };
+    let entry_line = if multi { plan.stack_yaml_line } else { default.1.metadata_line };
     let first = |f: fn(&CheckedDevfile) -> &String| {
         versions.iter().map(|(_, d)| f(d)).find(|s| !s.is_empty()).cloned().unwrap_or_default()
     };
@@ -542,23 +552,28 @@ fn assemble_stack(
         versions: versions.into_iter().map(|(v, _)| v).collect(),
         ..IndexEntry::default()
     };
-    warn_missing(&entry, &entry_file, problems);
+    warn_missing(&entry, &entry_file, entry_line, problems);
     Some(entry)
 }
 
 /// Missing provider, supportUrl and architectures are warnings (SPEC §3).
-fn warn_missing(entry: &IndexEntry, file: &str, problems: &mut Vec<Diagnostic>) {
+fn warn_missing(entry: &IndexEntry, file: &str, line: usize, problems: &mut Vec<Diagnostic>) {
     let what = match entry.kind {
         Some(DevfileType::Sample) => "sample",
         _ => "stack",
     };
     if entry.provider.is_empty() {
-        problems.push(Diagnostic::warning(file, 0, "entry/provider", format!("{what} {} has no provider", entry.name)));
+        problems.push(Diagnostic::warning(
+            file,
+            line,
+            "entry/provider",
+            format!("{what} {} has no provider", entry.name),
+        ));
     }
     if entry.support_url.is_empty() {
         problems.push(Diagnostic::warning(
             file,
-            0,
+            line,
             "entry/support-url",
             format!("{what} {} has no supportUrl", entry.name),
         ));
@@ -568,7 +583,7 @@ fn warn_missing(entry: &IndexEntry, file: &str, problems: &mut Vec<Diagnostic>) 
     if !declares_architectures {
         problems.push(Diagnostic::warning(
             file,
-            0,
+            line,
             "entry/architectures",
             format!("{what} {} declares no architectures (it is listed for all of them)", entry.name),
         ));
@@ -612,7 +627,7 @@ fn read_extra_entries(root: &Path, overrides: &Overrides, scan: &mut Scan) -> Re
                 continue;
             }
             set_extra_last_modified(&mut entry, overrides);
-            warn_missing(&entry, EXTRA_ENTRIES, problems);
+            warn_missing(&entry, EXTRA_ENTRIES, doc.line(&pointer), problems);
             match kind {
                 DevfileType::Stack => scan.entries.push(entry),
                 DevfileType::Sample => samples.push(entry),
@@ -668,16 +683,24 @@ fn check_extra_entry(doc: &Document, pointer: &str, entry: &IndexEntry, problems
         }
         _ => {
             let remotes_ok = |git: &Option<schemas::index::Git>| git.as_ref().is_some_and(|g| g.remotes.len() == 1);
+            // The line of `remotes` when there is one, else of the sample or version.
+            let git_line = |at: &str| doc.line(&format!("{at}/git/remotes"));
             if entry.versions.is_empty() {
                 if !remotes_ok(&entry.git) {
-                    error(problems, line, "entry/git", format!("sample {label} needs git with exactly one remote"));
+                    error(
+                        problems,
+                        git_line(pointer),
+                        "entry/git",
+                        format!("sample {label} needs git with exactly one remote"),
+                    );
                 }
             } else {
                 for (i, v) in entry.versions.iter().enumerate() {
                     if !remotes_ok(&v.git) {
+                        let at = git_line(&format!("{pointer}/versions/{i}"));
                         error(
                             problems,
-                            doc.line(&format!("{pointer}/versions/{i}")),
+                            at,
                             "entry/git",
                             format!("sample {label}: versions[{i}] needs git with exactly one remote"),
                         );
