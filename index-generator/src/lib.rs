@@ -70,15 +70,19 @@ pub fn generate(
     let scan = scan::scan(checkout, schemas, progress)?;
     let mut problems = Vec::new();
     if !checkout.uncommitted.is_empty() {
-        let mut shown: Vec<&str> = checkout.uncommitted.iter().take(5).map(|l| l.get(3..).unwrap_or(l)).collect();
+        let mut shown: Vec<&str> = checkout.uncommitted.iter().take(5).map(String::as_str).collect();
         if checkout.uncommitted.len() > shown.len() {
             shown.push("...");
         }
         let message = format!(
-            "the work tree has {} uncommitted change(s) ({}); the index is stamped with {} but does not match it",
+            "the work tree has {} uncommitted change(s) ({}); {}",
             checkout.uncommitted.len(),
             shown.join(", "),
-            if checkout.commit_hash.is_empty() { "no commit" } else { &checkout.commit_hash }
+            if checkout.commit_hash.is_empty() {
+                "the repository has no commit yet, so the index is stamped with none".to_string()
+            } else {
+                format!("the index is stamped with {} but does not match it", checkout.commit_hash)
+            }
         );
         problems.push(if options.strict {
             Diagnostic::error(".", 0, "source/uncommitted", message)

@@ -113,11 +113,16 @@ fn build(args: &SourceArgs) -> Result<Generated> {
 }
 
 /// Writes through a temporary file in the same folder, so a reader never sees half an index.
+/// The file gets the mode of the file it replaces, or 0644.
 fn write_atomically(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    anyhow::ensure!(dir.is_dir(), "the folder {} does not exist", dir.display());
+    let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o644);
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     file.write_all(text.as_bytes())?;
-    file.persist(path)?;
+    file.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    file.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 

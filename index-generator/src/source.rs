@@ -20,6 +20,8 @@ pub enum SourceError {
     RefWithoutGit { reference: String, path: String },
     #[error("`git {args}` failed: {stderr}")]
     Git { args: String, stderr: String },
+    #[error("{reference} is not a branch, tag or commit of the Git repository {repo}")]
+    UnknownRef { reference: String, repo: String },
     #[error("the `git` program could not be run (is Git installed?): {0}")]
     GitMissing(std::io::Error),
     #[error("could not extract {commit} into a temporary folder: {source}")]
@@ -36,8 +38,8 @@ pub struct Checkout {
     /// Paths under the root (`stacks/go`, `stacks/go/1.0.0`) → commit time of the last commit
     /// that touched them, RFC 3339 with the original offset and `Z` for UTC.
     pub folder_times: HashMap<String, String>,
-    /// Work-tree changes (`git status --porcelain` lines) under the root, when the files are
-    /// read from a work tree rather than from a commit.
+    /// Paths with uncommitted changes (staged, unstaged or untracked) under the root, when the
+    /// files are read from a work tree rather than from a commit.
     pub uncommitted: Vec<String>,
     /// Keeps an extracted or cloned tree alive while the checkout is in use.
     _temp: Option<TempDir>,
@@ -121,13 +123,14 @@ fn git_location(path: &Path) -> Result<Option<GitLocation>, SourceError> {
 
 fn from_work_tree(path: &Path, prefix: &str) -> Result<Checkout, SourceError> {
     let commit = git(path, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).unwrap_or_default();
-    let status = git(path, &["status", "--porcelain", "--untracked-files=all", "--", "."])?;
+    let status = git_untrimmed(path, &["status", "--porcelain", "--untracked-files=all", "--", "."])?;
     let folder_times = if commit.is_empty() { HashMap::new() } else { folder_times(path, &commit, prefix)? };
     Ok(Checkout {
         root: path.to_path_buf(),
         commit_hash: commit,
         folder_times,
-        uncommitted: status.lines().map(str::to_string).collect(),
+        // Porcelain lines are `XY path`.
+        uncommitted: status.lines().filter_map(|l| l.get(3..)).map(str::to_string).collect(),
         _temp: None,
     })
 }
@@ -135,14 +138,14 @@ fn from_work_tree(path: &Path, prefix: &str) -> Result<Checkout, SourceError> {
 /// Extracts the registry folder (`prefix`) at `reference` with `git archive` into a temporary
 /// folder; the repository and its work tree are left as they are.
 fn from_commit(repo: &Path, prefix: &str, reference: &str, temp: Option<TempDir>) -> Result<Checkout, SourceError> {
-    let commit = git(repo, &["rev-parse", "--verify", "--end-of-options", &format!("{reference}^{{commit}}")])
-        .map_err(|e| match e {
-            SourceError::Git { args, .. } => SourceError::Git {
-                args,
-                stderr: format!("{reference} is not a branch, tag or commit of this repository"),
-            },
-            other => other,
-        })?;
+    let commit =
+        git(repo, &["rev-parse", "--verify", "--quiet", "--end-of-options", &format!("{reference}^{{commit}}")])
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| SourceError::UnknownRef {
+                reference: reference.to_string(),
+                repo: repo.display().to_string(),
+            })?;
     let temp = match temp {
         Some(t) => t,
         None => tempfile::Builder::new()
@@ -254,6 +257,12 @@ fn normalize_offset(time: &str) -> String {
 
 /// Runs git in `dir` and returns its trimmed standard output.
 fn git(dir: &Path, args: &[&str]) -> Result<String, SourceError> {
+    Ok(git_untrimmed(dir, args)?.trim().to_string())
+}
+
+/// Runs git in `dir` and returns its standard output as it is (porcelain formats start lines
+/// with meaningful spaces).
+fn git_untrimmed(dir: &Path, args: &[&str]) -> Result<String, SourceError> {
     let out = Command::new("git").current_dir(dir).args(args).output().map_err(SourceError::GitMissing)?;
     if !out.status.success() {
         return Err(SourceError::Git {
@@ -261,5 +270,5 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, SourceError> {
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
