@@ -16,6 +16,9 @@ pub mod last_modified;
 pub mod oci;
 pub mod stack_yaml;
 
+/// Our JSON Schema (draft 7) of the index document, the contract of `index.json`.
+pub const INDEX_JSON_SCHEMA: &str = include_str!("../json/index.schema.json");
+
 /// The devfile `schemaVersion`s the registry accepts, oldest first.
 pub const SUPPORTED_SCHEMA_VERSIONS: [&str; 6] = ["2.0.0", "2.1.0", "2.2.0", "2.2.1", "2.2.2", "2.3.0"];
 

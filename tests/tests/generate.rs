@@ -69,6 +69,7 @@ fn check(case: &str) {
     let work = tempfile::tempdir().unwrap();
     let generated = generate_case(&dir, work.path()).unwrap_or_else(|e| panic!("case {case}: {e:#}"));
     let actual_index = generated.document.to_pretty_json();
+    assert_conforms(&actual_index);
     let actual_problems = short_problems(&generated);
     let messages: String = generated.problems.iter().map(|p| format!("  {p}\n")).collect();
     if std::env::var_os("UPDATE_EXPECT").is_some() {
@@ -84,6 +85,32 @@ fn check(case: &str) {
     let expected_index = std::fs::read_to_string(dir.join("index.json")).unwrap();
     let expected_index = normalized_expected(&expected_index, &generated.document.commit_hash).unwrap();
     assert_eq!(actual_index, expected_index, "case {case}: index.json differs; problems:\n{messages}");
+}
+
+/// The generated document follows our JSON Schema of the index (schemas/json/index.schema.json).
+fn assert_conforms(index: &str) {
+    let schema: serde_json::Value = serde_json::from_str(schemas::INDEX_JSON_SCHEMA).unwrap();
+    let validator = jsonschema::draft7::new(&schema).unwrap();
+    let instance: serde_json::Value = serde_json::from_str(index).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&instance).map(|e| format!("{}: {e}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "the index does not follow index.schema.json:\n{}", errors.join("\n"));
+}
+
+#[test]
+fn the_index_schema_rejects_what_the_format_forbids() {
+    let schema: serde_json::Value = serde_json::from_str(schemas::INDEX_JSON_SCHEMA).unwrap();
+    let validator = jsonschema::draft7::new(&schema).unwrap();
+    let valid = serde_json::json!({"commit_hash": "", "stacks": [{"name": "go", "type": "stack", "versions": [{"version": "1.0.0", "default": true}]}]});
+    assert!(validator.is_valid(&valid));
+    for bad in [
+        serde_json::json!({"stacks": []}),
+        serde_json::json!({"commit_hash": "", "stacks": [{"name": "go", "type": "stack", "tags": []}]}),
+        serde_json::json!({"commit_hash": "", "stacks": [{"name": "go", "type": "stack", "versions": [{"version": "1", "default": false}]}]}),
+        serde_json::json!({"commit_hash": "", "stacks": [{"name": "go", "type": "stack", "lastModified": "2024-03-01T10:00:00+00:00Z"}]}),
+        serde_json::json!({"commit_hash": "abc", "stacks": []}),
+    ] {
+        assert!(!validator.is_valid(&bad), "accepted {bad}");
+    }
 }
 
 #[test]
@@ -167,6 +194,7 @@ fn community_registry_has_31_stacks_90_versions_5_samples_8_versions_and_no_erro
             assert!(v.resources.iter().any(|r| r == "devfile.yaml"), "{} {}", entry.name, v.version);
         }
     }
+    assert_conforms(&doc.to_pretty_json());
     // Deterministic: a second run gives the same bytes.
     let again = index_generator::generate(&checkout, &DevfileSchemas::new(), Options::default(), &NoProgress).unwrap();
     assert_eq!(again.document.to_pretty_json(), doc.to_pretty_json());
