@@ -110,13 +110,7 @@ pub fn scan(checkout: &Checkout, schemas: &DevfileSchemas, progress: &dyn Progre
 
 /// Sub-folders of `dir`, in byte-wise name order.
 fn sorted_dirs(dir: &Path) -> Result<Vec<String>, ScanError> {
-    let mut names = Vec::new();
-    for entry in read_dir(dir)? {
-        if entry.1 {
-            names.push(entry.0);
-        }
-    }
-    Ok(names)
+    Ok(read_dir(dir)?.into_iter().filter(|(_, is_dir)| *is_dir).map(|(name, _)| name).collect())
 }
 
 /// `(name, is_dir)` of every entry of `dir`, sorted by name. Symbolic links are followed.
