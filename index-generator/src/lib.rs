@@ -6,6 +6,7 @@
 
 pub mod devfile;
 pub mod diagnostics;
+pub mod pack;
 pub mod scan;
 pub mod source;
 pub mod yaml;

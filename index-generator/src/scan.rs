@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::devfile::{self, CheckedDevfile, DevfileSchemas};
 use crate::diagnostics::Diagnostic;
+use crate::pack::{is_dropped, is_loose};
 use crate::source::Checkout;
 use crate::yaml::Document;
 
@@ -22,16 +23,6 @@ const EXTRA_ENTRIES: &str = "extraDevfileEntries.yaml";
 const LAST_MODIFIED: &str = "last_modified.json";
 const STACK_YAML: &str = "stack.yaml";
 const DEVFILE_NAMES: [&str; 2] = ["devfile.yaml", ".devfile.yaml"];
-
-/// Files of a version folder that are served as they are rather than packed into `archive.tar`.
-fn is_loose(name: &str) -> bool {
-    matches!(name, "meta.yaml" | "logo.svg" | "logo.png") || name.ends_with(".vsx") || name.ends_with(".zip")
-}
-
-/// Files of a version folder that are neither packed nor listed.
-fn is_dropped(name: &str) -> bool {
-    name == "OWNERS"
-}
 
 /// What a scan found: the entries that passed (stacks, then samples) and every problem.
 #[derive(Debug, Default)]
