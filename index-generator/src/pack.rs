@@ -75,9 +75,11 @@ pub fn pack_version(dir: &Path, devfile_name: &str) -> Result<Artifact, PackErro
     let mut layers = Vec::new();
     let mut packed = Vec::new();
     for (name, path) in sorted_entries(dir)? {
+        if is_dropped(&name) {
+            continue;
+        }
         if name == devfile_name {
             layers.push((name, Blob::new(oci::DEVFILE_MEDIA_TYPE, read(&path)?)));
-        } else if is_dropped(&name) {
         } else if is_loose(&name) {
             if let Some(media_type) = oci::layer_media_type(&name) {
                 layers.push((name, Blob::new(media_type, read(&path)?)));
