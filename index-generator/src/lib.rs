@@ -33,6 +33,8 @@ pub struct Generated {
     pub problems: Vec<Diagnostic>,
     /// How many devfiles were checked.
     pub devfiles: usize,
+    /// The folder of every stack version in the index.
+    pub sources: Vec<scan::VersionSource>,
 }
 
 impl Generated {
@@ -96,5 +98,6 @@ pub fn generate(
         document: IndexDocument { commit_hash: checkout.commit_hash.clone(), stacks: scan.entries },
         problems,
         devfiles: scan.devfiles,
+        sources: scan.sources,
     })
 }

@@ -31,6 +31,21 @@ pub struct Scan {
     pub problems: Vec<Diagnostic>,
     /// How many devfiles were checked.
     pub devfiles: usize,
+    /// Where the files of every stack version in `entries` are, stack by stack.
+    pub sources: Vec<VersionSource>,
+}
+
+/// The folder of one stack version that made it into the index: what gets packed and published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionSource {
+    /// The stack folder's name (`go`), which names the OCI repository `devfile-catalog/go`.
+    pub stack: String,
+    /// The version as in the index, which is the OCI tag.
+    pub version: String,
+    /// The version folder relative to the checkout root (`stacks/go` or `stacks/java-maven/1.3.0`).
+    pub folder: String,
+    /// `devfile.yaml` or `.devfile.yaml`.
+    pub devfile_name: &'static str,
 }
 
 /// Something that wants to know how far a scan got.
@@ -87,8 +102,9 @@ pub fn scan(checkout: &Checkout, schemas: &DevfileSchemas, progress: &dyn Progre
             scan.devfiles += 1;
             checked.push(result);
         }
-        if let Some(entry) = assemble_stack(plan, checked, checkout, &overrides, &mut scan.problems) {
+        if let Some((entry, sources)) = assemble_stack(plan, checked, checkout, &overrides, &mut scan.problems) {
             scan.entries.push(entry);
+            scan.sources.extend(sources);
         }
     }
 
@@ -411,7 +427,7 @@ fn assemble_stack(
     checkout: &Checkout,
     overrides: &Overrides,
     problems: &mut Vec<Diagnostic>,
-) -> Option<IndexEntry> {
+) -> Option<(IndexEntry, Vec<VersionSource>)> {
     if plan.excluded {
         return None;
     }
@@ -424,6 +440,7 @@ fn assemble_stack(
     };
     let any_failed = checked.iter().any(Option::is_none);
     let mut versions: Vec<(Version, CheckedDevfile)> = Vec::new();
+    let mut sources = Vec::new();
     for (i, result) in checked.into_iter().enumerate() {
         let Some((devfile, resources)) = result else { continue };
         let job = &plan.jobs[i];
@@ -461,6 +478,12 @@ fn assemble_stack(
             .or_else(|| checkout.folder_times.get(&job.folder))
             .cloned();
         let m = &devfile.metadata;
+        sources.push(VersionSource {
+            stack: stack_name.clone(),
+            version: version.clone(),
+            folder: job.folder.clone(),
+            devfile_name: job.devfile_name,
+        });
         versions.push((
             Version {
                 version: version.clone(),
@@ -538,7 +561,7 @@ fn assemble_stack(
         ..IndexEntry::default()
     };
     warn_missing(&entry, &entry_file, entry_line, problems);
-    Some(entry)
+    Some((entry, sources))
 }
 
 /// Missing provider, supportUrl and architectures are warnings (SPEC §3).
