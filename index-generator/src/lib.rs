@@ -1,12 +1,16 @@
 //! The index generator: turns a registry repository into a validated devfile index.
 //!
 //! It owns reading sources ([`source`]: folders, Git), scanning and validating them ([`scan`],
-//! [`devfile`], [`yaml`]) and reporting problems ([`diagnostics`]). It does not own the wire
+//! [`devfile`], [`yaml`]) and reporting problems ([`diagnostics`]), then packing stack versions
+//! ([`pack`]), fetching sample devfiles ([`samples`]) and publishing all of it to an OCI
+//! registry ([`publish`]). It does not own the wire
 //! types (the `schemas` crate does) and it does not serve anything (`index-server` does).
 
 pub mod devfile;
 pub mod diagnostics;
 pub mod pack;
+pub mod publish;
+pub mod samples;
 pub mod scan;
 pub mod source;
 pub mod yaml;

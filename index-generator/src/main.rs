@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use index_generator::{Checkout, DevfileSchemas, Generated, Options, Progress, source};
+use std::sync::Arc;
+
+use index_generator::publish::{self, Credentials, PublishProgress, Publisher, Target};
+use index_generator::{Checkout, DevfileSchemas, Generated, Options, Progress, samples, source};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Builds the devfile index (index.json) of a registry repository and checks every devfile.
@@ -35,6 +38,55 @@ enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
+    /// Validate SOURCE, then publish every stack version, every sample devfile and, last, the
+    /// index document to an OCI registry. Only what the registry does not have yet is uploaded.
+    Publish {
+        #[command(flatten)]
+        source: SourceArgs,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// How many artifacts are pushed at the same time.
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        concurrency: usize,
+        /// Print the summary as one JSON object on standard output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct RegistryArgs {
+    /// The OCI registry: `[http://|https://]host[:port][/namespace]` (plain HTTP for localhost
+    /// and 127.0.0.1 without a scheme).
+    #[arg(long = "registry", env = "OCI_REGISTRY_URL", value_name = "URL")]
+    url: String,
+    /// User name for the registry's basic authentication.
+    #[arg(long, env = "OCI_REGISTRY_USERNAME", value_name = "USER")]
+    username: Option<String>,
+    /// Read the password from standard input (one line).
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+    /// The password, from the environment only (never a flag: it would show in `ps`).
+    #[arg(skip = std::env::var("OCI_REGISTRY_PASSWORD").ok())]
+    password_env: Option<String>,
+}
+
+impl RegistryArgs {
+    fn credentials(&self) -> Result<Credentials> {
+        let Some(username) = self.username.clone() else {
+            return Ok(Credentials::Anonymous);
+        };
+        let password = if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("cannot read the password from standard input")?;
+            line.trim_end_matches(['\n', '\r']).to_string()
+        } else {
+            self.password_env.clone().context(
+                "--username needs a password: give it on standard input with --password-stdin, or in OCI_REGISTRY_PASSWORD",
+            )?
+        };
+        Ok(Credentials::Basic { username, password })
+    }
 }
 
 #[derive(clap::Args)]
@@ -54,6 +106,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -86,11 +139,61 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let generated = build(&source)?;
             Ok(if generated.errors() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
+        Command::Publish { source, registry, concurrency, json } => {
+            publish(&source, &registry, concurrency, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn publish(args: &SourceArgs, registry: &RegistryArgs, concurrency: usize, json: bool) -> Result<()> {
+    let target: Target = registry.url.parse()?;
+    let credentials = registry.credentials()?;
+    let (checkout, generated) = build_with_checkout(args)?;
+    if args.strict && generated.errors() > 0 {
+        anyhow::bail!("{} error(s) in {}; --strict publishes nothing", generated.errors(), args.source);
+    }
+    let (samples, problems) = samples::fetch(&generated.document, args.strict);
+    for problem in &problems {
+        eprintln!("{problem}");
+    }
+    if problems.iter().any(|p| p.is_error()) {
+        anyhow::bail!("{} sample devfile(s) cannot be fetched; --strict publishes nothing", problems.len());
+    }
+    let uploads = publish::uploads(&checkout.root, &generated.sources, &samples).context("cannot pack the stacks")?;
+    let index_json = generated.document.to_pretty_json();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let publisher = Arc::new(Publisher::new(target, credentials, concurrency));
+    let bar = PublishBar::new(uploads.iter().map(|u| u.artifact.size()).sum());
+    let summary = runtime
+        .block_on(publisher.publish(uploads, &generated.document.commit_hash, index_json.as_bytes(), &bar))
+        .with_context(|| format!("cannot publish to {}", publisher.target()))?;
+    bar.bar.finish_and_clear();
+    let index_state = if summary.index_pushed { "pushed" } else { "unchanged" };
+    eprintln!(
+        "published {} artifact(s) to {} in {:.1} s: {} manifest(s) pushed, {} unchanged; {} blob(s) uploaded ({}), {} already there; index {index_state} ({})",
+        summary.artifacts,
+        summary.registry,
+        summary.duration_ms as f64 / 1000.0,
+        summary.manifests_pushed,
+        summary.manifests_unchanged,
+        summary.blobs_uploaded,
+        indicatif::HumanBytes(summary.bytes_uploaded),
+        summary.blobs_present,
+        summary.index_digest,
+    );
+    if json {
+        println!("{}", serde_json::to_string(&summary).expect("a summary serializes"));
+    }
+    Ok(())
 }
 
 /// Opens, scans and validates a source, printing problems and a summary to standard error.
 fn build(args: &SourceArgs) -> Result<Generated> {
+    build_with_checkout(args).map(|(_, generated)| generated)
+}
+
+fn build_with_checkout(args: &SourceArgs) -> Result<(Checkout, Generated)> {
     let checkout: Checkout = source::open(&args.source, args.reference.as_deref())
         .with_context(|| format!("cannot read the registry repository {}", args.source))?;
     let schemas = DevfileSchemas::new();
@@ -109,7 +212,7 @@ fn build(args: &SourceArgs) -> Result<Generated> {
         generated.warnings(),
         if checkout.commit_hash.is_empty() { String::new() } else { format!("; commit {}", checkout.commit_hash) },
     );
-    Ok(generated)
+    Ok((checkout, generated))
 }
 
 /// Writes through a temporary file in the same folder, so a reader never sees half an index.
@@ -153,5 +256,38 @@ impl Progress for Bar {
     fn devfile_done(&self, file: &str) {
         self.bar.set_message(file.to_string());
         self.bar.inc(1);
+    }
+}
+
+/// Artifacts done out of the total, and bytes uploaded, on a terminal only.
+struct PublishBar {
+    bar: ProgressBar,
+    uploaded: std::sync::atomic::AtomicU64,
+}
+
+impl PublishBar {
+    fn new(total_bytes: u64) -> PublishBar {
+        let bar = ProgressBar::hidden();
+        if std::io::stderr().is_terminal() {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} publishing {bar:30} {pos}/{len} artifacts, {msg} {wide_msg}")
+                    .expect("a valid template"),
+            );
+            bar.set_message(format!("0 B of up to {} uploaded", indicatif::HumanBytes(total_bytes)));
+        }
+        PublishBar { bar, uploaded: Default::default() }
+    }
+}
+
+impl PublishProgress for PublishBar {
+    fn start(&self, artifacts: u64) {
+        self.bar.set_length(artifacts);
+    }
+
+    fn artifact_done(&self, _name: &str, bytes_uploaded: u64) {
+        self.bar.inc(1);
+        let uploaded = self.uploaded.fetch_add(bytes_uploaded, std::sync::atomic::Ordering::Relaxed) + bytes_uploaded;
+        self.bar.set_message(format!("{} uploaded", indicatif::HumanBytes(uploaded)));
     }
 }

@@ -35,7 +35,7 @@ pub struct Blob {
 }
 
 impl Blob {
-    fn new(media_type: &'static str, bytes: Vec<u8>) -> Blob {
+    pub fn new(media_type: &'static str, bytes: Vec<u8>) -> Blob {
         Blob { media_type, digest: digest(&bytes), bytes }
     }
 
@@ -91,15 +91,33 @@ pub fn pack_version(dir: &Path, devfile_name: &str) -> Result<Artifact, PackErro
     if !packed.is_empty() {
         layers.push((oci::ARCHIVE_NAME.to_string(), Blob::new(oci::ARCHIVE_MEDIA_TYPE, archive(&packed)?)));
     }
-    layers.sort_by(|a, b| a.1.digest.cmp(&b.1.digest));
-    let config = Blob::new(oci::CONFIG_MEDIA_TYPE, oci::EMPTY_CONFIG.to_vec());
-    let manifest = Manifest {
-        schema_version: 2,
-        config: config.descriptor(None),
-        layers: layers.iter().map(|(name, blob)| blob.descriptor(Some(name))).collect(),
-    };
-    let manifest = serde_json::to_vec(&manifest).expect("a manifest serializes");
-    Ok(Artifact { manifest_digest: digest(&manifest), config, layers, manifest })
+    Ok(Artifact::new(layers))
+}
+
+impl Artifact {
+    /// The artifact of some named layers: the `{}` config, layers sorted by digest, and the
+    /// manifest bytes of SPEC §5. Also used for sample devfiles and the index document.
+    pub fn new(mut layers: Vec<(String, Blob)>) -> Artifact {
+        layers.sort_by(|a, b| a.1.digest.cmp(&b.1.digest));
+        let config = Blob::new(oci::CONFIG_MEDIA_TYPE, oci::EMPTY_CONFIG.to_vec());
+        let manifest = Manifest {
+            schema_version: 2,
+            config: config.descriptor(None),
+            layers: layers.iter().map(|(name, blob)| blob.descriptor(Some(name))).collect(),
+        };
+        let manifest = serde_json::to_vec(&manifest).expect("a manifest serializes");
+        Artifact { manifest_digest: digest(&manifest), config, layers, manifest }
+    }
+
+    /// The config and the layers: every blob the manifest refers to.
+    pub fn blobs(&self) -> impl Iterator<Item = &Blob> {
+        std::iter::once(&self.config).chain(self.layers.iter().map(|(_, blob)| blob))
+    }
+
+    /// Bytes of all blobs and the manifest.
+    pub fn size(&self) -> u64 {
+        self.blobs().map(|b| b.bytes.len() as u64).sum::<u64>() + self.manifest.len() as u64
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, PackError> {
