@@ -16,3 +16,24 @@ fi
 
 # The devfile JSON schemas (third-party files, verified by sha256, kept out of Git).
 schemas/fetch-devfile-schemas.sh
+
+# Real components for the end-to-end tests (Debian packages): the CNCF distribution registry,
+# skopeo, htpasswd (bcrypt entries for the registry's basic auth) and Python's venv (the tests
+# install the oras client into a virtualenv of their own).
+packages=()
+[ -x /usr/bin/docker-registry ] || packages+=(docker-registry)
+command -v skopeo >/dev/null || packages+=(skopeo)
+command -v htpasswd >/dev/null || packages+=(apache2-utils)
+# Debian ships venv without ensurepip unless python3-venv is installed.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
+if [ ${#packages[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+        echo "setup: missing Debian packages ${packages[*]}: install them as root with" \
+            "apt-get install ${packages[*]}" >&2
+        exit 1
+    fi
+    echo "setup: installing ${packages[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
