@@ -336,12 +336,18 @@ impl Publisher {
 
     /// Pushes one artifact to each of its tags, in order. `present` holds the blobs known to be
     /// in the repository already. Returns the bytes uploaded.
-    async fn push(&self, upload: &Upload, present: &mut HashSet<String>, counters: &Counters) -> Result<u64, PublishError> {
+    async fn push(
+        &self,
+        upload: &Upload,
+        present: &mut HashSet<String>,
+        counters: &Counters,
+    ) -> Result<u64, PublishError> {
         let artifact = &upload.artifact;
         let mut uploaded = 0;
         let mut blobs_checked = false;
         for tag in &upload.tags {
-            if self.manifest_digest(&upload.repository, tag).await?.as_deref() == Some(artifact.manifest_digest.as_str())
+            if self.manifest_digest(&upload.repository, tag).await?.as_deref()
+                == Some(artifact.manifest_digest.as_str())
             {
                 counters.manifests_unchanged.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -511,12 +517,14 @@ fn is_not_found(error: &OciDistributionError) -> bool {
 fn is_transient(error: &OciDistributionError) -> bool {
     match status(error) {
         Some(code) => code >= 500 || code == 408 || code == 429,
-        None => !matches!(
-            error,
-            OciDistributionError::RegistryError { .. }
-                | OciDistributionError::DigestError(_)
-                | OciDistributionError::UrlParseError(_)
-        ) || envelope_has(error, &[OciErrorCode::BlobUploadUnknown, OciErrorCode::Toomanyrequests]),
+        None => {
+            !matches!(
+                error,
+                OciDistributionError::RegistryError { .. }
+                    | OciDistributionError::DigestError(_)
+                    | OciDistributionError::UrlParseError(_)
+            ) || envelope_has(error, &[OciErrorCode::BlobUploadUnknown, OciErrorCode::Toomanyrequests])
+        }
     }
 }
 

@@ -48,7 +48,11 @@ pub fn fetch(document: &IndexDocument, strict: bool) -> (Vec<SampleDevfile>, Vec
             jobs.push(Job { name: &entry.name, tag: UNVERSIONED_TAG, git: entry.git.as_ref() });
         }
         for version in &entry.versions {
-            jobs.push(Job { name: &entry.name, tag: &version.version, git: version.git.as_ref().or(entry.git.as_ref()) });
+            jobs.push(Job {
+                name: &entry.name,
+                tag: &version.version,
+                git: version.git.as_ref().or(entry.git.as_ref()),
+            });
         }
     }
     let results: Vec<Result<SampleDevfile, String>> = std::thread::scope(|scope| {

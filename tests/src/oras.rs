@@ -46,7 +46,7 @@ for path in client.pull(target=target, outdir=outdir):
 "#;
     let (user, password) = basic_auth.unwrap_or_default();
     let target = format!("{registry_addr}/{reference}");
-    let out = Command::new(venv_python()?)
+    let out = Command::new(python()?)
         .args(["-c", PULL, registry_addr, &target])
         .arg(outdir)
         .args([user, password])
@@ -86,7 +86,7 @@ fn checked(out: &Output, what: &str) -> Result<String> {
 }
 
 /// The virtualenv's python, once the virtualenv exists with `oras` installed.
-fn venv_python() -> Result<PathBuf> {
+pub fn python() -> Result<PathBuf> {
     // One attempt per process: a failure (no network, no venv module) is reported to every test.
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     PYTHON.get_or_init(|| create_venv().map_err(|e| format!("{e:#}"))).clone().map_err(|e| anyhow!(e))
