@@ -12,8 +12,13 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::routing;
 
 pub async fn stack_file(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    // `/stacks/go/` reaches this route too; it is redirected like any GET with a trailing slash.
+    if let Some(redirect) = routing::without_trailing_slash(&uri) {
+        return Ok(redirect);
+    }
     let raw = uri.path().strip_prefix("/stacks/").unwrap_or_default();
     let relative = relative_path(raw).ok_or_else(|| ApiError::InvalidPath(raw.to_string()))?;
     let not_found = || ApiError::FileNotFound(raw.to_string());

@@ -2,7 +2,7 @@
 //! unknown paths, trailing slashes, URL length, and the request span with telemetry headers.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, routing};
@@ -46,20 +46,28 @@ pub async fn viewer(State(state): State<AppState>) -> ApiError {
 }
 
 /// Unknown paths: 404, except that a GET with a trailing slash is sent to the path without it.
-pub async fn fallback(method: Method, uri: axum::http::Uri) -> Response {
-    let path = uri.path();
-    if (method == Method::GET || method == Method::HEAD) && path.len() > 1 && path.ends_with('/') {
-        let trimmed = path.trim_end_matches('/');
-        // `//host/` must not become the protocol-relative `//host`.
-        if !trimmed.is_empty() && !trimmed.starts_with("//") {
-            let location = match uri.query() {
-                Some(query) => format!("{trimmed}?{query}"),
-                None => trimmed.to_string(),
-            };
-            return redirect(StatusCode::MOVED_PERMANENTLY, &location);
+pub async fn fallback(method: Method, uri: Uri) -> Response {
+    if method == Method::GET || method == Method::HEAD {
+        if let Some(redirect) = without_trailing_slash(&uri) {
+            return redirect;
         }
     }
-    ApiError::NotFound(path.to_string()).into_response()
+    ApiError::NotFound(uri.path().to_string()).into_response()
+}
+
+/// The 301 to `uri` without its trailing slash(es), when it has one (and is not `/`).
+pub fn without_trailing_slash(uri: &Uri) -> Option<Response> {
+    let path = uri.path();
+    let trimmed = path.trim_end_matches('/');
+    // `//host/` must not become the protocol-relative `//host`.
+    if trimmed.len() == path.len() || trimmed.is_empty() || trimmed.starts_with("//") {
+        return None;
+    }
+    let location = match uri.query() {
+        Some(query) => format!("{trimmed}?{query}"),
+        None => trimmed.to_string(),
+    };
+    Some(redirect(StatusCode::MOVED_PERMANENTLY, &location))
 }
 
 /// Middleware: refuses URLs longer than [`MAX_URI_BYTES`].
