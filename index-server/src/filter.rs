@@ -209,7 +209,7 @@ fn set_keys(map: &std::collections::BTreeMap<String, bool>) -> Vec<&str> {
 
 /// Lowercase, trimmed, whitespace runs collapsed to one space: the form both sides of a string
 /// match take.
-pub fn normalize(s: &str) -> String {
+fn normalize(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
@@ -314,7 +314,7 @@ fn non_empty(key: &str, value: &str) -> Result<(), InvalidParameter> {
 }
 
 /// `true/false/1/0/t/f`, any case.
-pub fn parse_bool(key: &str, value: &str) -> Result<bool, InvalidParameter> {
+fn parse_bool(key: &str, value: &str) -> Result<bool, InvalidParameter> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "1" | "t" => Ok(true),
         "false" | "0" | "f" => Ok(false),

@@ -22,6 +22,7 @@ pub mod store;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::Method;
 use tower_http::cors::{self, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -70,7 +71,7 @@ pub fn app(state: AppState) -> Router {
     // since the telemetry headers make a request non-simple.
     let cors = CorsLayer::new()
         .allow_origin(cors::Any)
-        .allow_methods(cors::Any)
+        .allow_methods([Method::GET, Method::HEAD])
         .allow_headers(cors::Any)
         .expose_headers([axum::http::header::ETAG]);
     let index = Router::new()

@@ -182,7 +182,7 @@ impl SnapshotCell {
 }
 
 /// Lowercase hex of the sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+fn sha256_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let hash = Sha256::digest(bytes);
     let mut out = String::with_capacity(64);
