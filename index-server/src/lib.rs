@@ -1,5 +1,103 @@
-//! The index server: the devfile registry REST API served from an in-memory snapshot.
+//! The index server: the devfile registry REST API (SPEC §6), served from an in-memory snapshot.
 //!
-//! Not built yet: the generator (`index-generator`) is the first capability. This crate will own
-//! configuration, the snapshot cache, stores, routes, `/v2`, updates and events; it will not own
-//! any wire type (those live in `schemas`).
+//! It owns the snapshot and how it is swapped ([`snapshot`]), the index query parameters
+//! ([`filter`]), the artifact store ([`store`]), the routes, and the embedded mode that builds
+//! everything from a registry repository at startup ([`embedded`]). It owns no wire type (the
+//! `schemas` crate does) and no scanning or validation (the `index-generator` crate does).
+//!
+//! [`app`] is the whole HTTP surface; tests drive it with `tower::ServiceExt::oneshot`.
+
+pub mod config;
+mod devfiles;
+pub mod embedded;
+mod error;
+mod files;
+pub mod filter;
+mod listing;
+mod metrics;
+mod routing;
+pub mod snapshot;
+pub mod store;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::Method;
+use tower_http::cors::{self, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use snapshot::{Snapshot, SnapshotCell};
+pub use store::{LocalStore, Store, StoreError};
+
+use routing::get;
+
+/// How the server behaves, independently of what it serves.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// No viewer: `/viewer` answers 400 (`REGISTRY_HEADLESS`).
+    pub headless: bool,
+    /// The registry's name, as the viewer shows it (`REGISTRY_NAME`).
+    pub registry_name: String,
+}
+
+/// What every handler gets: the current snapshot, the artifact store, metrics and options.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub snapshots: Arc<SnapshotCell>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub options: Arc<ServeOptions>,
+}
+
+impl AppState {
+    pub fn new(snapshot: Snapshot, store: Arc<dyn Store>, options: ServeOptions) -> AppState {
+        AppState {
+            snapshots: Arc::new(SnapshotCell::new(snapshot)),
+            store,
+            metrics: Arc::new(Metrics::default()),
+            options: Arc::new(options),
+        }
+    }
+}
+
+/// The HTTP API. Routes are GET only (other methods: 405); unknown paths are 404, and a GET
+/// with a trailing slash is redirected to the path without it.
+pub fn app(state: AppState) -> Router {
+    // Index bodies may be read by pages of any origin (SPEC §6); preflights are answered too,
+    // since the telemetry headers make a request non-simple.
+    let cors = CorsLayer::new()
+        .allow_origin(cors::Any)
+        .allow_methods([Method::GET, Method::HEAD])
+        .allow_headers(cors::Any)
+        .expose_headers([axum::http::header::ETAG]);
+    let index = Router::new()
+        .route("/index", get(listing::v1_stacks))
+        .route("/index/{type}", get(listing::v1_typed))
+        .route("/v2index", get(listing::v2_stacks))
+        .route("/v2index/{type}", get(listing::v2_typed))
+        .route_layer(cors);
+    Router::new()
+        .route("/", get(routing::root))
+        .route("/health", get(routing::health))
+        .merge(index)
+        .route("/devfiles/{name}", get(devfiles::default_version))
+        .route("/devfiles/{name}/{version}", get(devfiles::with_version))
+        .route("/stacks/{*path}", get(files::stack_file))
+        .route("/viewer", get(routing::viewer))
+        .route("/viewer/{*path}", get(routing::viewer))
+        .route("/metrics", get(metrics::exposition))
+        .fallback(routing::fallback)
+        .layer(axum::middleware::from_fn(routing::limit_uri))
+        .layer(RequestBodyLimitLayer::new(routing::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(routing::request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,66 @@
+//! The embedded mode: generate the index of a registry repository in process, read its devfiles
+//! into a [`LocalStore`], and build the first snapshot. Nothing else needs to run.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use index_generator::{Checkout, DevfileSchemas, NoProgress, Options, ScanError, SourceError, source};
+
+use crate::snapshot::Snapshot;
+use crate::store::{LocalStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot open the registry repository {source_name}: {error}")]
+    Source { source_name: String, error: SourceError },
+    #[error("cannot scan the registry repository {source_name}: {error}")]
+    Scan { source_name: String, error: ScanError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A registry repository, loaded.
+#[derive(Debug)]
+pub struct Loaded {
+    pub snapshot: Snapshot,
+    pub store: LocalStore,
+    /// Errors in the source (each left a stack version out of the index) and warnings.
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+/// Opens `source` (a folder or a Git URL, at `reference` when given), generates its index as
+/// `index-generator generate` does (a stack version with an error is left out) and reads the
+/// devfile of every stack version in it. Blocking: file and Git I/O.
+pub fn load(source_name: &str, reference: Option<&str>) -> Result<Loaded, LoadError> {
+    let started = Instant::now();
+    let checkout: Checkout = source::open(source_name, reference)
+        .map_err(|error| LoadError::Source { source_name: source_name.to_string(), error })?;
+    let schemas = DevfileSchemas::new();
+    let generated = index_generator::generate(&checkout, &schemas, Options::default(), &NoProgress)
+        .map_err(|error| LoadError::Scan { source_name: source_name.to_string(), error })?;
+    for problem in &generated.problems {
+        if problem.is_error() {
+            tracing::warn!(file = %problem.location(), rule = %problem.rule, "{}; left out of the index", problem.message);
+        } else {
+            tracing::info!(file = %problem.location(), rule = %problem.rule, "{}", problem.message);
+        }
+    }
+    let store = LocalStore::read(&checkout.root, &generated.sources)?;
+    let (stacks, stack_versions, samples, sample_versions) = generated.counts();
+    tracing::info!(
+        source = source_name,
+        commit = %checkout.commit_hash,
+        stacks,
+        stack_versions,
+        samples,
+        sample_versions,
+        errors = generated.errors(),
+        warnings = generated.warnings(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "generated the index"
+    );
+    let (errors, warnings) = (generated.errors(), generated.warnings());
+    let snapshot = Snapshot::new(generated.document, Some(Arc::new(checkout)));
+    Ok(Loaded { snapshot, store, errors, warnings })
+}

@@ -1,0 +1,98 @@
+//! The index routes: `/index`, `/index/{type}` (v1) and `/v2index`, `/v2index/{type}` (v2).
+//!
+//! An unfiltered request is answered with the snapshot's pre-serialized body; a filtered one
+//! filters the snapshot's parsed entries and serializes the result. Either way the body carries
+//! a strong `ETag` and `If-None-Match` is honoured.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::filter::{Family, IndexQuery};
+use crate::snapshot::{Body, Listing};
+
+pub async fn v1_stacks(State(state): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    answer(&state, Family::V1, Ok(Listing::Stacks), query.as_deref(), &headers)
+}
+
+pub async fn v1_typed(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    answer(&state, Family::V1, listing(kind), query.as_deref(), &headers)
+}
+
+pub async fn v2_stacks(State(state): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    answer(&state, Family::V2, Ok(Listing::Stacks), query.as_deref(), &headers)
+}
+
+pub async fn v2_typed(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    answer(&state, Family::V2, listing(kind), query.as_deref(), &headers)
+}
+
+fn listing(kind: String) -> Result<Listing, ApiError> {
+    Listing::from_segment(&kind).ok_or(ApiError::UnknownType(kind))
+}
+
+fn answer(
+    state: &AppState,
+    family: Family,
+    listing: Result<Listing, ApiError>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
+    match body(state, family, listing, query) {
+        Ok(body) => respond(body, headers),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn body(
+    state: &AppState,
+    family: Family,
+    listing: Result<Listing, ApiError>,
+    query: Option<&str>,
+) -> Result<Body, ApiError> {
+    let listing = listing?;
+    let query = IndexQuery::parse(query, family)?;
+    let snapshot = state.snapshots.current();
+    // `icon=base64` is validated but not applied yet: icons are served as their URLs, which
+    // is also what the reference does for an icon it cannot fetch.
+    Ok(if query.filters() {
+        Body::json_pretty(&query.apply(snapshot.entries(family), family, listing))
+    } else {
+        snapshot.body(family, listing).clone()
+    })
+}
+
+fn respond(body: Body, headers: &HeaderMap) -> Response {
+    let etag = HeaderValue::from_str(&body.etag).expect("an ETag is quoted hex");
+    if if_none_match(headers, &body.etag) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (header::ETAG, etag)],
+        body.bytes,
+    )
+        .into_response()
+}
+
+/// Whether `If-None-Match` names `etag` (weak comparison, as RFC 9110 asks for GET), or is `*`.
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |tag| {
+            let tag = tag.trim();
+            tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
+        },
+    )
+}

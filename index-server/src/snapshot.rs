@@ -1,0 +1,194 @@
+//! The immutable snapshot every response is computed from, and the cell that holds the current one.
+//!
+//! A snapshot is built once (parse, convert to v1, serialize the unfiltered bodies, hash them) and
+//! then only read. Handlers clone the `Arc` of the current snapshot and work on it; an update builds
+//! a new snapshot and [`SnapshotCell::swap`]s it in. No lock is held across an `.await`: the lock
+//! only guards the pointer.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use index_generator::Checkout;
+use schemas::index::{DevfileType, IndexDocument, IndexEntry};
+use sha2::{Digest, Sha256};
+
+use crate::filter::{self, Family};
+
+/// Which entries an index route lists: `/index/{all,stack,sample}` (and `/index` = stacks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listing {
+    All,
+    Stacks,
+    Samples,
+}
+
+impl Listing {
+    /// The `{type}` path segment; `None` for anything but `all`, `stack` and `sample`.
+    pub fn from_segment(segment: &str) -> Option<Listing> {
+        match segment {
+            "all" => Some(Listing::All),
+            "stack" => Some(Listing::Stacks),
+            "sample" => Some(Listing::Samples),
+            _ => None,
+        }
+    }
+
+    pub fn includes(self, entry: &IndexEntry) -> bool {
+        let sample = entry.kind == Some(DevfileType::Sample);
+        match self {
+            Listing::All => true,
+            Listing::Stacks => !sample,
+            Listing::Samples => sample,
+        }
+    }
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// A response body ready to send, with its strong entity tag.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub bytes: Bytes,
+    /// `"<sha256 hex of bytes>"`, quotes included, as it goes in the `ETag` header.
+    pub etag: String,
+}
+
+impl Body {
+    pub fn new(bytes: Vec<u8>) -> Body {
+        let etag = format!("\"{}\"", sha256_hex(&bytes));
+        Body { bytes: Bytes::from(bytes), etag }
+    }
+
+    /// Two-space indented JSON, as the reference serves index bodies.
+    pub fn json_pretty<T: serde::Serialize + ?Sized>(value: &T) -> Body {
+        // The index types only have string map keys: serializing them cannot fail.
+        Body::new(serde_json::to_vec_pretty(value).expect("index types serialize to JSON"))
+    }
+}
+
+/// One immutable view of the registry: the index document, both families of entries, the
+/// pre-serialized unfiltered bodies and lookup tables.
+#[derive(Debug)]
+pub struct Snapshot {
+    document: IndexDocument,
+    /// The v1 form of every entry that has one (SPEC §6 "v1 conversion"), in index order.
+    v1_entries: Vec<IndexEntry>,
+    /// Unfiltered bodies by family and listing.
+    bodies: [[Body; 3]; 2],
+    /// Entry name → position in `document.stacks` (the first entry of that name wins).
+    by_name: HashMap<String, usize>,
+    /// The sha256 of the index document as `to_pretty_json` writes it (`sha256:<hex>`).
+    digest: String,
+    /// The registry repository the index was generated from (embedded mode), for `/stacks/<path>`.
+    /// Holding it keeps a cloned or extracted Git tree alive.
+    source: Option<Arc<Checkout>>,
+    loaded_at: SystemTime,
+}
+
+impl Snapshot {
+    /// Builds a snapshot of `document`; `source` serves `/stacks/<path>` when present.
+    pub fn new(document: IndexDocument, source: Option<Arc<Checkout>>) -> Snapshot {
+        let v1_entries: Vec<IndexEntry> = document.stacks.iter().filter_map(filter::to_v1).collect();
+        let bodies = [Family::V1, Family::V2].map(|family| {
+            let entries = match family {
+                Family::V1 => &v1_entries,
+                Family::V2 => &document.stacks,
+            };
+            [Listing::All, Listing::Stacks, Listing::Samples].map(|listing| {
+                let listed: Vec<&IndexEntry> = entries.iter().filter(|e| listing.includes(e)).collect();
+                Body::json_pretty(&listed)
+            })
+        });
+        let mut by_name = HashMap::new();
+        for (i, entry) in document.stacks.iter().enumerate() {
+            by_name.entry(entry.name.clone()).or_insert(i);
+        }
+        let digest = format!("sha256:{}", sha256_hex(document.to_pretty_json().as_bytes()));
+        Snapshot { document, v1_entries, bodies, by_name, digest, source, loaded_at: SystemTime::now() }
+    }
+
+    pub fn document(&self) -> &IndexDocument {
+        &self.document
+    }
+
+    /// The Git commit the index was built from; empty for a plain folder.
+    pub fn commit_hash(&self) -> &str {
+        &self.document.commit_hash
+    }
+
+    /// `sha256:<hex>` of the index document.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// The entries of a family, in index order: the document's for v2, their v1 form for v1.
+    pub fn entries(&self, family: Family) -> &[IndexEntry] {
+        match family {
+            Family::V1 => &self.v1_entries,
+            Family::V2 => &self.document.stacks,
+        }
+    }
+
+    /// The unfiltered body of `/index/<listing>` (v1) or `/v2index/<listing>` (v2).
+    pub fn body(&self, family: Family, listing: Listing) -> &Body {
+        &self.bodies[family as usize][listing.slot()]
+    }
+
+    /// The entry (stack or sample) named `name`.
+    pub fn entry(&self, name: &str) -> Option<&IndexEntry> {
+        self.by_name.get(name).map(|&i| &self.document.stacks[i])
+    }
+
+    /// The registry's `stacks/` folder, when the snapshot was built from local files.
+    pub fn stacks_dir(&self) -> Option<PathBuf> {
+        self.source.as_ref().map(|s| s.root.join("stacks"))
+    }
+}
+
+/// Holds the current snapshot; readers get an `Arc` and never block a swap for longer than a
+/// pointer copy.
+#[derive(Debug)]
+pub struct SnapshotCell {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl SnapshotCell {
+    pub fn new(snapshot: Snapshot) -> SnapshotCell {
+        SnapshotCell { current: RwLock::new(Arc::new(snapshot)) }
+    }
+
+    /// The snapshot to answer one request from.
+    pub fn current(&self) -> Arc<Snapshot> {
+        // A writer only ever stores a complete `Arc`, so a poisoned lock still holds a valid one.
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes `snapshot` the current one and returns the previous one. Requests already running
+    /// finish on the snapshot they started with.
+    pub fn swap(&self, snapshot: Snapshot) -> Arc<Snapshot> {
+        let new = Arc::new(snapshot);
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *current, new)
+    }
+}
+
+/// Lowercase hex of the sha256 of `bytes`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let hash = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in hash {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
