@@ -29,14 +29,15 @@ async fn devfile(state: &AppState, name: String, version: String, query: Option<
     let snapshot = state.snapshots.current();
     let Some(entry) = snapshot.entry(&name) else { return Err(ApiError::UnknownDevfile(name)) };
     let found = resolve(entry, &name, &version, query)?;
-    // Sample devfiles live in their Git remotes and no store holds them yet (SPEC §5).
-    let (Some(found), false) = (found, entry.kind == Some(DevfileType::Sample)) else {
-        return Err(ApiError::DevfileUnavailable(name));
+    let lookup = match (entry.kind == Some(DevfileType::Sample), found) {
+        // Samples are published as devfile-samples/<name>:<version>, or :latest (SPEC §5).
+        (true, found) => {
+            state.store.sample_devfile(&entry.name, found.map_or(index_generator::samples::UNVERSIONED_TAG, |v| &v.version))
+        }
+        (false, Some(found)) => state.store.devfile(stack_folder(entry, found), &found.version),
+        (false, None) => return Err(ApiError::DevfileUnavailable(name)),
     };
-    let folder = stack_folder(entry, found);
-    let bytes = state
-        .store
-        .devfile(folder, &found.version)
+    let bytes = lookup
         .await
         .map_err(|source| ApiError::Store { name: name.clone(), source })?
         .ok_or(ApiError::DevfileUnavailable(name))?;

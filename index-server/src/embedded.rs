@@ -1,5 +1,6 @@
 //! The embedded mode: generate the index of a registry repository in process, read its devfiles
-//! into a [`LocalStore`], and build the first snapshot. Nothing else needs to run.
+//! into a [`LocalStore`], and build the first snapshot. Nothing else needs to run. Sample
+//! devfiles come from their Git remotes, fetched in the background ([`fetch_samples`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,7 +24,7 @@ pub enum LoadError {
 #[derive(Debug)]
 pub struct Loaded {
     pub snapshot: Snapshot,
-    pub store: LocalStore,
+    pub store: Arc<LocalStore>,
     /// Errors in the source (each left a stack version out of the index) and warnings.
     pub errors: usize,
     pub warnings: usize,
@@ -46,7 +47,9 @@ pub fn load(source_name: &str, reference: Option<&str>) -> Result<Loaded, LoadEr
             tracing::info!(file = %problem.location(), rule = %problem.rule, "{}", problem.message);
         }
     }
-    let store = LocalStore::read(&checkout.root, &generated.sources)?;
+    let uploads = index_generator::publish::uploads(&checkout.root, &generated.sources, &[])
+        .map_err(|source| StoreError::Pack { folder: checkout.root.display().to_string(), source })?;
+    let store = Arc::new(LocalStore::new(uploads));
     let (stacks, stack_versions, samples, sample_versions) = generated.counts();
     tracing::info!(
         source = source_name,
@@ -63,4 +66,20 @@ pub fn load(source_name: &str, reference: Option<&str>) -> Result<Loaded, LoadEr
     let (errors, warnings) = (generated.errors(), generated.warnings());
     let snapshot = Snapshot::new(generated.document, Some(Arc::new(checkout)));
     Ok(Loaded { snapshot, store, errors, warnings })
+}
+
+/// Fetches the devfile of every sample of `snapshot` from its Git remote and adds it to `store`.
+/// Blocking (Git); a sample that cannot be fetched is logged and answers 404.
+pub fn fetch_samples(snapshot: &Snapshot, store: &LocalStore) {
+    let started = Instant::now();
+    let (samples, problems) = index_generator::samples::fetch(snapshot.document(), false);
+    for problem in &problems {
+        tracing::warn!(rule = %problem.rule, "{}", problem.message);
+    }
+    let fetched = samples.len();
+    match index_generator::publish::uploads(std::path::Path::new("."), &[], &samples) {
+        Ok(uploads) => store.add(uploads),
+        Err(e) => tracing::error!(error = %e, "cannot store the sample devfiles"),
+    }
+    tracing::info!(fetched, failed = problems.len(), duration_ms = started.elapsed().as_millis() as u64, "sample devfiles fetched");
 }

@@ -41,7 +41,11 @@ async fn run(config: Config) -> Result<()> {
     let loaded = tokio::task::spawn_blocking(move || embedded::load(&source, reference.as_deref()))
         .await
         .context("loading the registry repository panicked")??;
-    let state = AppState::new(loaded.snapshot, Arc::new(loaded.store), config.serve_options());
+    let store = Arc::clone(&loaded.store);
+    let state = AppState::new(loaded.snapshot, loaded.store, config.serve_options());
+    // Sample devfiles come from the network: serve at once, add them when they arrive.
+    let snapshot = state.snapshots.current();
+    tokio::task::spawn_blocking(move || embedded::fetch_samples(&snapshot, &store));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -1,63 +1,166 @@
-//! Where the files of stack versions come from: the artifact store.
+//! Where the files of stack versions and samples come from: the artifact store, addressed as an
+//! OCI registry is (repository, tag or digest), since that is what it holds.
 //!
-//! Two implementations: [`LocalStore`], the embedded store filled from a registry repository at
-//! startup, and (in a later step) the OCI registry the generator publishes to.
+//! Two implementations: [`LocalStore`], the embedded store holding the artifacts packed from a
+//! registry repository at startup (the very bytes `index-generator publish` would push), and
+//! [`crate::oci::OciStore`], the OCI registry the generator publishes to.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::RwLock;
 
 use bytes::Bytes;
-use index_generator::scan::VersionSource;
+use index_generator::publish::Upload;
+use schemas::oci;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot pack {folder}: {source}")]
+    Pack { folder: String, source: index_generator::pack::PackError },
+    #[error("the registry failed: {0}")]
+    Registry(String),
+    #[error("the manifest of {0} is not a devfile artifact: {1}")]
+    BadManifest(String, String),
 }
 
 /// What a store method returns. Boxed so that the store is chosen at startup and held as
 /// `Arc<dyn Store>` (an `async fn` in a trait cannot be called through `dyn`).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// The artifact store, addressed as the OCI artifacts are: `devfile-catalog/<stack folder>:<version>`.
-pub trait Store: Send + Sync + 'static {
-    /// The devfile of a stack version, `None` when the store does not have it.
-    fn devfile<'a>(&'a self, stack_folder: &'a str, version: &'a str) -> StoreFuture<'a, Option<Bytes>>;
+/// A manifest as stored: its exact bytes and their digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredManifest {
+    pub bytes: Bytes,
+    pub digest: String,
 }
 
-/// The embedded store: every stack version's devfile, read into memory when the server starts.
+/// The artifact store. Repository names are the published ones (`devfile-catalog/go`), without
+/// any namespace the registry may put them under.
+pub trait Store: Send + Sync + 'static {
+    /// The manifest at `reference` (a tag or a `sha256:` digest), `None` when there is none.
+    fn manifest<'a>(&'a self, repository: &'a str, reference: &'a str) -> StoreFuture<'a, Option<StoredManifest>>;
+
+    /// A blob of `repository`, `None` when the repository has no such blob.
+    fn blob<'a>(&'a self, repository: &'a str, digest: &'a str) -> StoreFuture<'a, Option<Bytes>>;
+
+    /// Every repository, sorted.
+    fn catalog(&self) -> StoreFuture<'_, Vec<String>>;
+
+    /// The tags of a repository, sorted; `None` when the repository does not exist.
+    fn tags<'a>(&'a self, repository: &'a str) -> StoreFuture<'a, Option<Vec<String>>>;
+
+    /// The devfile of a stack version: the devfile layer of `devfile-catalog/<folder>:<version>`.
+    fn devfile<'a>(&'a self, stack_folder: &'a str, version: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        Box::pin(async move { devfile_in(self, &oci::stack_repository(stack_folder), version).await })
+    }
+
+    /// The devfile of a sample version (`latest` for a sample without versions).
+    fn sample_devfile<'a>(&'a self, name: &'a str, tag: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        Box::pin(async move { devfile_in(self, &format!("{}{name}", oci::SAMPLE_REPOSITORY_PREFIX), tag).await })
+    }
+}
+
+/// The devfile layer of `repository:tag`.
+async fn devfile_in<S: Store + ?Sized>(store: &S, repository: &str, tag: &str) -> Result<Option<Bytes>, StoreError> {
+    let Some(manifest) = store.manifest(repository, tag).await? else { return Ok(None) };
+    let parsed: oci::Manifest = serde_json::from_slice(&manifest.bytes)
+        .map_err(|e| StoreError::BadManifest(format!("{repository}:{tag}"), e.to_string()))?;
+    let Some(layer) = parsed.layers.iter().find(|l| l.media_type == oci::DEVFILE_MEDIA_TYPE) else {
+        return Err(StoreError::BadManifest(format!("{repository}:{tag}"), "it has no devfile layer".to_string()));
+    };
+    store.blob(repository, &layer.digest).await
+}
+
+/// The embedded store: artifacts held in memory, filled when the server starts (stack versions)
+/// and shortly after (sample devfiles, fetched from their Git remotes in the background).
 #[derive(Debug, Default)]
 pub struct LocalStore {
-    devfiles: HashMap<(String, String), Bytes>,
+    contents: RwLock<Contents>,
+}
+
+#[derive(Debug, Default)]
+struct Contents {
+    /// Repository → tag → manifest digest.
+    tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// Repository → the digests (manifests and blobs) it holds.
+    members: HashMap<String, HashSet<String>>,
+    /// Digest → bytes, shared by all repositories (content-addressed).
+    manifests: HashMap<String, Bytes>,
+    blobs: HashMap<String, Bytes>,
 }
 
 impl LocalStore {
-    /// Reads `<root>/<folder>/<devfile name>` of every stack version in `sources`.
-    pub fn read(root: &std::path::Path, sources: &[VersionSource]) -> Result<LocalStore, StoreError> {
-        let mut devfiles = HashMap::with_capacity(sources.len());
-        for source in sources {
-            let path = root.join(&source.folder).join(source.devfile_name);
-            let bytes = std::fs::read(&path).map_err(|e| StoreError::Read { path, source: e })?;
-            devfiles.insert((source.stack.clone(), source.version.clone()), Bytes::from(bytes));
-        }
-        Ok(LocalStore { devfiles })
+    pub fn new(uploads: Vec<Upload>) -> LocalStore {
+        let store = LocalStore::default();
+        store.add(uploads);
+        store
     }
 
-    /// How many devfiles the store holds.
+    /// Adds artifacts (replacing what their tags pointed at).
+    pub fn add(&self, uploads: Vec<Upload>) {
+        let mut contents = self.contents.write().expect("the store lock is never poisoned");
+        for upload in uploads {
+            let artifact = upload.artifact;
+            let members = contents.members.entry(upload.repository.clone()).or_default();
+            members.insert(artifact.manifest_digest.clone());
+            members.extend(artifact.blobs().map(|b| b.digest.clone()));
+            let tags = contents.tags.entry(upload.repository).or_default();
+            for tag in upload.tags {
+                tags.insert(tag, artifact.manifest_digest.clone());
+            }
+            for blob in artifact.blobs() {
+                contents.blobs.entry(blob.digest.clone()).or_insert_with(|| Bytes::from(blob.bytes.clone()));
+            }
+            contents.manifests.insert(artifact.manifest_digest, Bytes::from(artifact.manifest));
+        }
+    }
+
+    /// How many tags the store holds, over all repositories.
     pub fn len(&self) -> usize {
-        self.devfiles.len()
+        self.contents.read().expect("the store lock is never poisoned").tags.values().map(BTreeMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.devfiles.is_empty()
+        self.len() == 0
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Contents) -> T) -> T {
+        f(&self.contents.read().expect("the store lock is never poisoned"))
     }
 }
 
 impl Store for LocalStore {
-    fn devfile<'a>(&'a self, stack_folder: &'a str, version: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        let found = self.devfiles.get(&(stack_folder.to_string(), version.to_string())).cloned();
+    fn manifest<'a>(&'a self, repository: &'a str, reference: &'a str) -> StoreFuture<'a, Option<StoredManifest>> {
+        let found = self.read(|c| {
+            let digest = if reference.starts_with("sha256:") {
+                c.members.get(repository)?.get(reference)?.clone()
+            } else {
+                c.tags.get(repository)?.get(reference)?.clone()
+            };
+            Some(StoredManifest { bytes: c.manifests.get(&digest)?.clone(), digest })
+        });
         Box::pin(async move { Ok(found) })
+    }
+
+    fn blob<'a>(&'a self, repository: &'a str, digest: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        let found = self.read(|c| {
+            c.members.get(repository)?.get(digest)?;
+            c.blobs.get(digest).cloned()
+        });
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn catalog(&self) -> StoreFuture<'_, Vec<String>> {
+        let repositories = self.read(|c| c.tags.keys().cloned().collect());
+        Box::pin(async move { Ok(repositories) })
+    }
+
+    fn tags<'a>(&'a self, repository: &'a str) -> StoreFuture<'a, Option<Vec<String>>> {
+        let tags = self.read(|c| c.tags.get(repository).map(|t| t.keys().cloned().collect()));
+        Box::pin(async move { Ok(tags) })
     }
 }

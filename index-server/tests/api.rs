@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use bytes::Bytes;
 use index_server::snapshot::Snapshot;
-use index_server::store::StoreFuture;
+use index_server::store::{StoreFuture, StoredManifest};
 use index_server::{AppState, LocalStore, ServeOptions, Store, StoreError, app, embedded};
 use schemas::index::IndexDocument;
 use serde_json::{Value, json};
@@ -84,7 +84,7 @@ fn workspace() -> PathBuf {
 
 fn load(source: &Path, options: ServeOptions) -> AppState {
     let loaded = embedded::load(source.to_str().unwrap(), None).expect("the registry loads");
-    AppState::new(loaded.snapshot, Arc::new(loaded.store), options)
+    AppState::new(loaded.snapshot, loaded.store, options)
 }
 
 /// The default registry (`stacks/`), loaded once.
@@ -574,7 +574,7 @@ async fn devfile_not_found_bodies() {
         ("/devfiles/java-maven/9.9.9", "version: 9.9.9 not found in stack java-maven"),
         ("/devfiles/go/2.0.0", "version: 2.0.0 not found in stack go"),
         ("/devfiles/python-basic/3.0.0", "version: 3.0.0 not found in stack python-basic"),
-        // Samples: their devfiles live in their Git remotes, which no store holds yet.
+        // Samples: their devfiles come from their Git remotes, which these tests never fetch.
         ("/devfiles/nodejs-basic", "the devfile of nodejs-basic is not available"),
         ("/devfiles/nodejs-basic/latest", "the devfile of nodejs-basic is not available"),
         ("/devfiles/python-basic", "the devfile of python-basic is not available"),
@@ -590,11 +590,22 @@ async fn devfile_not_found_bodies() {
 /// A store that always fails, to check the 5xx path.
 struct BrokenStore;
 
+fn broken<'a, T: 'a>() -> StoreFuture<'a, T> {
+    Box::pin(async { Err(StoreError::Read { path: "/secret/place".into(), source: std::io::Error::other("disk on fire") }) })
+}
+
 impl Store for BrokenStore {
-    fn devfile<'a>(&'a self, _: &'a str, _: &'a str) -> StoreFuture<'a, Option<Bytes>> {
-        Box::pin(async {
-            Err(StoreError::Read { path: "/secret/place".into(), source: std::io::Error::other("disk on fire") })
-        })
+    fn manifest<'a>(&'a self, _: &'a str, _: &'a str) -> StoreFuture<'a, Option<StoredManifest>> {
+        broken()
+    }
+    fn blob<'a>(&'a self, _: &'a str, _: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        broken()
+    }
+    fn catalog(&self) -> StoreFuture<'_, Vec<String>> {
+        broken()
+    }
+    fn tags<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<Vec<String>>> {
+        broken()
     }
 }
 
