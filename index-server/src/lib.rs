@@ -9,6 +9,7 @@
 
 pub mod config;
 mod devfiles;
+mod distribution;
 pub mod embedded;
 mod error;
 mod files;
@@ -90,6 +91,10 @@ pub fn app(state: AppState) -> Router {
         .route("/viewer", get(routing::viewer))
         .route("/viewer/{*path}", get(routing::viewer))
         .route("/metrics", get(metrics::exposition))
+        .route("/v2", get(distribution::base))
+        .route("/v2/", get(distribution::base))
+        .route("/v2/_catalog", get(distribution::catalog))
+        .route("/v2/{*rest}", get(distribution::route))
         .fallback(routing::fallback)
         .layer(axum::middleware::from_fn(routing::limit_uri))
         .layer(RequestBodyLimitLayer::new(routing::MAX_BODY_BYTES))
