@@ -90,8 +90,13 @@ impl Target {
         if self.namespace.is_empty() { repository.to_string() } else { format!("{}/{repository}", self.namespace) }
     }
 
-    fn reference(&self, repository: &str, tag: &str) -> Reference {
-        Reference::with_tag(self.registry.clone(), self.repository(repository), tag.to_string())
+    /// A reference to `repository` (unprefixed) at a tag or, for `sha256:...`, a digest.
+    pub fn reference(&self, repository: &str, reference: &str) -> Reference {
+        if reference.starts_with("sha256:") {
+            Reference::with_digest(self.registry.clone(), self.repository(repository), reference.to_string())
+        } else {
+            Reference::with_tag(self.registry.clone(), self.repository(repository), reference.to_string())
+        }
     }
 }
 
@@ -113,6 +118,33 @@ impl fmt::Debug for Credentials {
             Credentials::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
         }
     }
+}
+
+impl Credentials {
+    /// As oci-client takes them.
+    pub fn auth(&self) -> RegistryAuth {
+        match self {
+            Credentials::Anonymous => RegistryAuth::Anonymous,
+            Credentials::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
+        }
+    }
+}
+
+/// An OCI client for `target` (HTTP or HTTPS, timeouts), to reuse for every request.
+pub fn client(target: &Target) -> Client {
+    Client::new(oci_client::client::ClientConfig {
+        protocol: if target.plain_http {
+            oci_client::client::ClientProtocol::Http
+        } else {
+            oci_client::client::ClientProtocol::Https
+        },
+        connect_timeout: Some(Duration::from_secs(10)),
+        read_timeout: Some(Duration::from_secs(60)),
+        user_agent: concat!("devfile-registry/", env!("CARGO_PKG_VERSION")),
+        // One POST and one PUT per blob; devfile blobs are small.
+        use_monolithic_push: true,
+        ..Default::default()
+    })
 }
 
 /// One artifact and the tags it goes to in one repository (`devfile-catalog/go`, `["1.0.0"]`).
@@ -211,26 +243,9 @@ struct Counters {
 
 impl Publisher {
     pub fn new(target: Target, credentials: Credentials, concurrency: usize) -> Publisher {
-        let config = oci_client::client::ClientConfig {
-            protocol: if target.plain_http {
-                oci_client::client::ClientProtocol::Http
-            } else {
-                oci_client::client::ClientProtocol::Https
-            },
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(60)),
-            user_agent: concat!("index-generator/", env!("CARGO_PKG_VERSION")),
-            // One POST and one PUT per blob; devfile blobs are small.
-            use_monolithic_push: true,
-            ..Default::default()
-        };
-        let auth = match credentials {
-            Credentials::Anonymous => RegistryAuth::Anonymous,
-            Credentials::Basic { username, password } => RegistryAuth::Basic(username, password),
-        };
         Publisher {
-            client: Client::new(config),
-            auth,
+            client: client(&target),
+            auth: credentials.auth(),
             target,
             concurrency: concurrency.max(1),
             retry_delay: Duration::from_millis(200),
@@ -506,10 +521,19 @@ fn is_unauthorized(error: &OciDistributionError) -> bool {
         || envelope_has(error, &[OciErrorCode::Unauthorized, OciErrorCode::Denied])
 }
 
-fn is_not_found(error: &OciDistributionError) -> bool {
+/// The registry answered that the manifest, blob or repository does not exist.
+pub fn is_not_found(error: &OciDistributionError) -> bool {
     matches!(error, OciDistributionError::ImageManifestNotFoundError(_))
         || status(error) == Some(404)
-        || envelope_has(error, &[OciErrorCode::ManifestUnknown, OciErrorCode::NameUnknown, OciErrorCode::NotFound])
+        || envelope_has(
+            error,
+            &[
+                OciErrorCode::ManifestUnknown,
+                OciErrorCode::NameUnknown,
+                OciErrorCode::BlobUnknown,
+                OciErrorCode::NotFound,
+            ],
+        )
 }
 
 /// Worth another try: the connection failed or the registry had a server-side problem. A 4xx

@@ -8,8 +8,9 @@ use clap::builder::BoolishValueParser;
 use crate::ServeOptions;
 
 /// Serves a devfile registry: the REST API of the devfile community registry, from an in-memory
-/// snapshot of the index. In embedded mode (the only one so far) the index is generated from
-/// SOURCE at startup and devfiles are served from memory.
+/// snapshot of the index. In embedded mode the index is generated from SOURCE at startup and
+/// devfiles are served from memory; in OCI mode (--oci-registry) the index published at
+/// devfile-index:latest is served, and devfiles come from the registry.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "index-server", version, about)]
 pub struct Config {
@@ -31,6 +32,16 @@ pub struct Config {
     #[arg(long = "ref", env = "REGISTRY_REPO_BRANCH", value_name = "REF")]
     pub reference: Option<String>,
 
+    /// OCI mode: serve the index published to this registry (`[http://|https://]host[:port][/namespace]`,
+    /// as given to `index-generator publish`); devfiles and /v2 content come from it.
+    #[arg(long, env = "OCI_REGISTRY_URL", value_name = "URL")]
+    pub oci_registry: Option<String>,
+
+    /// User name for the OCI registry's basic authentication; the password is read from
+    /// OCI_REGISTRY_PASSWORD (never a flag).
+    #[arg(long, env = "OCI_REGISTRY_USERNAME", value_name = "USER")]
+    pub oci_username: Option<String>,
+
     /// Serve no viewer: /viewer answers 400.
     #[arg(long, env = "REGISTRY_HEADLESS", value_parser = BoolishValueParser::new(), default_value_t = false,
           num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
@@ -45,6 +56,16 @@ impl Config {
     /// The source to load: --source, else REGISTRY_REPO_URL, else ./stacks.
     pub fn source(&self) -> &str {
         self.source.as_deref().or(self.repo_url.as_deref()).unwrap_or("./stacks")
+    }
+
+    /// The OCI registry's credentials: the user name with OCI_REGISTRY_PASSWORD, else anonymous.
+    pub fn oci_credentials(&self) -> index_generator::publish::Credentials {
+        match (&self.oci_username, std::env::var("OCI_REGISTRY_PASSWORD")) {
+            (Some(username), Ok(password)) => {
+                index_generator::publish::Credentials::Basic { username: username.clone(), password }
+            }
+            _ => index_generator::publish::Credentials::Anonymous,
+        }
     }
 
     pub fn serve_options(&self) -> ServeOptions {

@@ -31,9 +31,9 @@ async fn devfile(state: &AppState, name: String, version: String, query: Option<
     let found = resolve(entry, &name, &version, query)?;
     let lookup = match (entry.kind == Some(DevfileType::Sample), found) {
         // Samples are published as devfile-samples/<name>:<version>, or :latest (SPEC §5).
-        (true, found) => {
-            state.store.sample_devfile(&entry.name, found.map_or(index_generator::samples::UNVERSIONED_TAG, |v| &v.version))
-        }
+        (true, found) => state
+            .store
+            .sample_devfile(&entry.name, found.map_or(index_generator::samples::UNVERSIONED_TAG, |v| &v.version)),
         (false, Some(found)) => state.store.devfile(stack_folder(entry, found), &found.version),
         (false, None) => return Err(ApiError::DevfileUnavailable(name)),
     };

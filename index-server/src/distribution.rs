@@ -59,9 +59,7 @@ async fn tags(state: &AppState, name: &str) -> Response {
 
 async fn manifest(state: &AppState, name: &str, reference: &str, head: bool) -> Response {
     match state.store.manifest(name, reference).await {
-        Ok(Some(manifest)) => {
-            content(schemas::oci::MANIFEST_MEDIA_TYPE, &manifest.digest, manifest.bytes, head)
-        }
+        Ok(Some(manifest)) => content(schemas::oci::MANIFEST_MEDIA_TYPE, &manifest.digest, manifest.bytes, head),
         Ok(None) => error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", "manifest unknown"),
         Err(e) => store_failed(e),
     }

@@ -81,5 +81,10 @@ pub fn fetch_samples(snapshot: &Snapshot, store: &LocalStore) {
         Ok(uploads) => store.add(uploads),
         Err(e) => tracing::error!(error = %e, "cannot store the sample devfiles"),
     }
-    tracing::info!(fetched, failed = problems.len(), duration_ms = started.elapsed().as_millis() as u64, "sample devfiles fetched");
+    tracing::info!(
+        fetched,
+        failed = problems.len(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "sample devfiles fetched"
+    );
 }

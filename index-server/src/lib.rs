@@ -16,6 +16,7 @@ mod files;
 pub mod filter;
 mod listing;
 mod metrics;
+pub mod oci;
 mod routing;
 pub mod snapshot;
 pub mod store;

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use index_generator::publish::Target;
 use index_server::config::Config;
-use index_server::{AppState, app, embedded};
+use index_server::oci::OciStore;
+use index_server::{AppState, Snapshot, app, embedded};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -36,6 +38,41 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<()> {
+    let state = match &config.oci_registry {
+        Some(url) => oci_mode(&config, url).await?,
+        None => embedded_mode(&config).await?,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(address = %config.listen, headless = config.headless, "serving the registry");
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await.context("the server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves what is published at `devfile-index:latest`; never pushes anything.
+async fn oci_mode(config: &Config, url: &str) -> Result<AppState> {
+    let started = std::time::Instant::now();
+    let target: Target = url.parse()?;
+    let store = OciStore::new(target, &config.oci_credentials());
+    let published =
+        store.index().await.with_context(|| format!("cannot read the index from {url}"))?.with_context(|| {
+            format!("{url} has no devfile-index:latest: publish it first with `index-generator publish`")
+        })?;
+    tracing::info!(
+        registry = %store.target(),
+        commit = %published.document.commit_hash,
+        digest = %published.manifest_digest,
+        entries = published.document.stacks.len(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "loaded the published index"
+    );
+    Ok(AppState::new(Snapshot::new(published.document, None), Arc::new(store), config.serve_options()))
+}
+
+/// Generates the index of the source in process and serves it from memory.
+async fn embedded_mode(config: &Config) -> Result<AppState> {
     let source = config.source().to_string();
     let reference = config.reference.clone();
     let loaded = tokio::task::spawn_blocking(move || embedded::load(&source, reference.as_deref()))
@@ -46,13 +83,7 @@ async fn run(config: Config) -> Result<()> {
     // Sample devfiles come from the network: serve at once, add them when they arrive.
     let snapshot = state.snapshots.current();
     tokio::task::spawn_blocking(move || embedded::fetch_samples(&snapshot, &store));
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(address = %config.listen, headless = config.headless, "serving the registry");
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await.context("the server failed")?;
-    tracing::info!("stopped");
-    Ok(())
+    Ok(state)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM; requests in flight are finished first.

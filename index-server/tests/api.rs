@@ -591,7 +591,9 @@ async fn devfile_not_found_bodies() {
 struct BrokenStore;
 
 fn broken<'a, T: 'a>() -> StoreFuture<'a, T> {
-    Box::pin(async { Err(StoreError::Read { path: "/secret/place".into(), source: std::io::Error::other("disk on fire") }) })
+    Box::pin(async {
+        Err(StoreError::Read { path: "/secret/place".into(), source: std::io::Error::other("disk on fire") })
+    })
 }
 
 impl Store for BrokenStore {
@@ -761,4 +763,81 @@ async fn stack_files_need_a_local_source() {
     // A snapshot built from a document alone (as OCI mode will be) has no files to serve.
     let reply = get(&filter_fixture(), "/stacks/alpha/devfile.yaml").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
+
+/// The read-only OCI routes over the embedded store: the artifacts `index-generator publish`
+/// would push, byte for byte.
+#[tokio::test]
+async fn v2_routes_serve_the_packed_artifacts() {
+    let state = default_registry();
+    let base = get(state, "/v2/").await;
+    assert_eq!((base.status, base.json()), (StatusCode::OK, json!({})));
+    assert_eq!(base.header("docker-distribution-api-version"), "registry/2.0");
+    let catalog = get(state, "/v2/_catalog").await.json();
+    assert_eq!(
+        catalog["repositories"],
+        json!([
+            "devfile-catalog/go",
+            "devfile-catalog/java-maven",
+            "devfile-catalog/nodejs",
+            "devfile-catalog/python",
+            "devfile-catalog/rust"
+        ])
+    );
+    let tags = get(state, "/v2/devfile-catalog/java-maven/tags/list").await.json();
+    assert_eq!(tags, json!({"name": "devfile-catalog/java-maven", "tags": ["1.2.0", "1.3.0", "2.0.0"]}));
+
+    let artifact =
+        index_generator::pack::pack_version(&workspace().join("stacks/stacks/java-maven/2.0.0"), "devfile.yaml")
+            .unwrap();
+    let manifest = get(state, "/v2/devfile-catalog/java-maven/manifests/2.0.0").await;
+    assert_eq!(manifest.status, StatusCode::OK);
+    assert_eq!(manifest.body, artifact.manifest);
+    assert_eq!(manifest.header(header::CONTENT_TYPE), "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(manifest.header("docker-content-digest"), artifact.manifest_digest);
+    let head =
+        send(state, Request::head("/v2/devfile-catalog/java-maven/manifests/2.0.0").body(Body::empty()).unwrap()).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    assert_eq!(head.header(header::CONTENT_LENGTH), artifact.manifest.len().to_string());
+    assert_eq!(head.header("docker-content-digest"), artifact.manifest_digest);
+    let by_digest = get(state, &format!("/v2/devfile-catalog/java-maven/manifests/{}", artifact.manifest_digest)).await;
+    assert_eq!(by_digest.body, artifact.manifest);
+    for blob in artifact.blobs() {
+        let reply = get(state, &format!("/v2/devfile-catalog/java-maven/blobs/{}", blob.digest)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.body == blob.bytes, "blob {}", blob.digest);
+    }
+    // A blob of another repository is not served through this one.
+    let go = index_generator::pack::pack_version(&workspace().join("stacks/stacks/go"), "devfile.yaml").unwrap();
+    let devfile = &go.layers.iter().find(|(n, _)| n == "devfile.yaml").unwrap().1;
+    let reply = get(state, &format!("/v2/devfile-catalog/java-maven/blobs/{}", devfile.digest)).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.json()["errors"][0]["code"], "BLOB_UNKNOWN");
+
+    for (uri, code) in [
+        ("/v2/devfile-catalog/java-maven/manifests/9.9.9", "MANIFEST_UNKNOWN"),
+        ("/v2/devfile-catalog/nope/manifests/1.0.0", "MANIFEST_UNKNOWN"),
+        ("/v2/devfile-catalog/nope/tags/list", "NAME_UNKNOWN"),
+        ("/v2/devfile-catalog/../etc/manifests/1.0.0", "NAME_UNKNOWN"),
+        ("/v2/devfile-catalog/%2e%2e/manifests/1.0.0", "NAME_UNKNOWN"),
+        ("/v2/devfile-catalog/go/blobs/sha256:..", "NAME_UNKNOWN"),
+        ("/v2/devfile-catalog/go/other", "NAME_UNKNOWN"),
+    ] {
+        let reply = get(state, uri).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(reply.json()["errors"][0]["code"], code, "{uri}");
+    }
+    for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+        let reply = send(
+            state,
+            Request::builder()
+                .method(method.clone())
+                .uri("/v2/devfile-catalog/go/manifests/1.0.0")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+    }
 }
