@@ -46,11 +46,15 @@ enum Command {
         #[command(flatten)]
         registry: RegistryArgs,
         /// How many artifacts are pushed at the same time.
-        #[arg(long, default_value_t = 8, value_name = "N")]
+        #[arg(long, default_value_t = 16, value_name = "N")]
         concurrency: usize,
         /// Print the summary as one JSON object on standard output.
         #[arg(long)]
         json: bool,
+        /// Look every artifact up, and push what is missing, even when the registry already
+        /// has this very index (by default that means everything is in place).
+        #[arg(long)]
+        verify: bool,
     },
 }
 
@@ -143,14 +147,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let generated = build(&source)?;
             Ok(if generated.errors() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::Publish { source, registry, concurrency, json } => {
-            publish(&source, &registry, concurrency, json)?;
+        Command::Publish { source, registry, concurrency, json, verify } => {
+            publish(&source, &registry, concurrency, json, verify)?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn publish(args: &SourceArgs, registry: &RegistryArgs, concurrency: usize, json: bool) -> Result<()> {
+fn publish(args: &SourceArgs, registry: &RegistryArgs, concurrency: usize, json: bool, verify: bool) -> Result<()> {
     let target: Target = registry.url.parse()?;
     let credentials = registry.credentials()?;
     let (checkout, generated) = build_with_checkout(args)?;
@@ -167,13 +171,17 @@ fn publish(args: &SourceArgs, registry: &RegistryArgs, concurrency: usize, json:
     let uploads = publish::uploads(&checkout.root, &generated.sources, &samples).context("cannot pack the stacks")?;
     let index_json = generated.document.to_pretty_json();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let publisher = Arc::new(Publisher::new(target, credentials, concurrency));
+    let publisher = Arc::new(runtime.block_on(Publisher::connect(target, credentials, concurrency)).verify(verify));
     let bar = PublishBar::new(uploads.iter().map(|u| u.artifact.size()).sum());
     let summary = runtime
         .block_on(publisher.publish(uploads, &generated.document.commit_hash, index_json.as_bytes(), &bar))
         .with_context(|| format!("cannot publish to {}", publisher.target()))?;
     bar.bar.finish_and_clear();
-    let index_state = if summary.index_pushed { "pushed" } else { "unchanged" };
+    let index_state = match (summary.index_pushed, summary.artifacts_checked) {
+        (true, _) => "pushed",
+        (false, true) => "unchanged",
+        (false, false) => "unchanged, so every artifact is in place (--verify checks each)",
+    };
     eprintln!(
         "published {} artifact(s) to {} in {:.1} s: {} manifest(s) pushed, {} unchanged; {} blob(s) uploaded ({}), {} already there; index {index_state} ({})",
         summary.artifacts,

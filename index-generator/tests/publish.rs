@@ -180,6 +180,17 @@ fn community_registry_publishes_byte_exact_then_incrementally() {
     assert_eq!(again["index_pushed"], false);
     assert_eq!(again["manifests_unchanged"], 92);
     assert_eq!(writes(&proxy), Vec::<String>::new());
+    // The registry has this very index, so its artifacts are in place: one lookup is enough.
+    assert_eq!(again["artifacts_checked"], false);
+    let looked_up: Vec<String> = proxy.requests().into_iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert_eq!(looked_up, ["GET /v2/", "HEAD /v2/community/devfile-index/manifests/latest"]);
+    // --verify looks every artifact up, and finds nothing to push.
+    proxy.clear();
+    let verified = summary(&publish_with(dir.path(), &target, &["--verify"], ""));
+    assert_eq!(verified["artifacts_checked"], true);
+    assert_eq!((verified["manifests_pushed"].as_u64(), verified["blobs_uploaded"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(verified["manifests_unchanged"], 92);
+    assert_eq!(writes(&proxy), Vec::<String>::new());
 
     // One stack version changes: only its blobs and manifest, and the index, go up.
     let devfile = dir.path().join("stacks/go/2.5.0/devfile.yaml");

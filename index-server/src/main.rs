@@ -55,7 +55,7 @@ async fn run(config: Config) -> Result<()> {
 async fn oci_mode(config: &Config, url: &str) -> Result<AppState> {
     let started = std::time::Instant::now();
     let target: Target = url.parse()?;
-    let store = OciStore::new(target, &config.oci_credentials());
+    let store = OciStore::connect(target, &config.oci_credentials()).await;
     let published =
         store.index().await.with_context(|| format!("cannot read the index from {url}"))?.with_context(|| {
             format!("{url} has no devfile-index:latest: publish it first with `index-generator publish`")

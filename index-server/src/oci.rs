@@ -40,10 +40,11 @@ pub struct PublishedIndex {
 }
 
 impl OciStore {
-    pub fn new(target: Target, credentials: &Credentials) -> OciStore {
+    /// A store reading from `target`; asks the registry once whether it needs authentication.
+    pub async fn connect(target: Target, credentials: &Credentials) -> OciStore {
         OciStore {
             client: index_generator::publish::client(&target),
-            auth: credentials.auth(),
+            auth: credentials.auth_for(&target).await,
             target,
             by_digest: Cache::builder()
                 .weigher(|_, bytes: &Bytes| u32::try_from(bytes.len()).unwrap_or(u32::MAX))

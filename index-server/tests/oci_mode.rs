@@ -32,10 +32,10 @@ fn publish_community(registry: &Registry, namespace: &str) -> (tempfile::TempDir
     .unwrap();
     let uploads = index_generator::publish::uploads(&checkout.root, &generated.sources, &[]).unwrap();
     let target: Target = format!("{}/{namespace}", registry.url()).parse().unwrap();
-    let publisher = Arc::new(Publisher::new(target, Credentials::Anonymous, 8));
     let index_json = generated.document.to_pretty_json();
-    tokio::runtime::Runtime::new()
-        .unwrap()
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let publisher = Arc::new(runtime.block_on(Publisher::connect(target, Credentials::Anonymous, 8)));
+    runtime
         .block_on(publisher.publish(
             uploads,
             &generated.document.commit_hash,
