@@ -1,13 +1,16 @@
 //! `GET /devfiles/{name}` and `GET /devfiles/{name}/{version}`: the devfile YAML of one version.
+//! How these routes name a stack version ([`locate`]) is shared with the starter project routes.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use schemas::index::{DevfileType, IndexEntry, Version};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::filter::VersionRange;
+use crate::snapshot::Snapshot;
 
 pub async fn default_version(
     State(state): State<AppState>,
@@ -26,21 +29,39 @@ pub async fn with_version(
 }
 
 async fn devfile(state: &AppState, name: String, version: String, query: Option<&str>) -> Result<Response, ApiError> {
-    let snapshot = state.snapshots.current();
-    let Some(entry) = snapshot.entry(&name) else { return Err(ApiError::UnknownDevfile(name)) };
-    let found = resolve(entry, &name, &version, query)?;
+    let at = locate(&state.snapshots.current(), &name, &version, query)?;
+    let bytes = read(state, &name, &at).await?;
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response())
+}
+
+/// A stack version as the store addresses it: `devfile-catalog/<folder>:<version>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackVersion {
+    pub folder: String,
+    pub version: String,
+}
+
+/// The stack version `{name}/{version}` names on `snapshot` (`version` is exact, `default` or
+/// `latest`, the latter bounded by the `minSchemaVersion`/`maxSchemaVersion` of `query`), or the
+/// 404 of the devfile routes.
+pub fn locate(snapshot: &Snapshot, name: &str, version: &str, query: Option<&str>) -> Result<StackVersion, ApiError> {
+    let Some(entry) = snapshot.entry(name) else { return Err(ApiError::UnknownDevfile(name.to_string())) };
+    let found = resolve(entry, name, version, query)?;
     // Sample devfiles live in their Git remotes and no store holds them yet (SPEC §5).
     let (Some(found), false) = (found, entry.kind == Some(DevfileType::Sample)) else {
-        return Err(ApiError::DevfileUnavailable(name));
+        return Err(ApiError::DevfileUnavailable(name.to_string()));
     };
-    let folder = stack_folder(entry, found);
-    let bytes = state
+    Ok(StackVersion { folder: stack_folder(entry, found).to_string(), version: found.version.clone() })
+}
+
+/// The devfile of the stack version `at` of the entry `name`, from the store.
+pub async fn read(state: &AppState, name: &str, at: &StackVersion) -> Result<Bytes, ApiError> {
+    state
         .store
-        .devfile(folder, &found.version)
+        .devfile(&at.folder, &at.version)
         .await
-        .map_err(|source| ApiError::Store { name: name.clone(), source })?
-        .ok_or(ApiError::DevfileUnavailable(name))?;
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response())
+        .map_err(|source| ApiError::Store { name: name.to_string(), source })?
+        .ok_or_else(|| ApiError::DevfileUnavailable(name.to_string()))
 }
 
 /// The version a request names: `default`, `latest` or an exact one. `Ok(None)` for an entry
@@ -81,4 +102,13 @@ fn stack_folder<'a>(entry: &'a IndexEntry, version: &'a Version) -> &'a str {
         .and_then(|rest| rest.rsplit_once(':'))
         .map(|(folder, _)| folder)
         .unwrap_or(&entry.name)
+}
+
+/// The stack folder of an entry (every version of a stack has the same); the entry's name for
+/// one without versions.
+pub fn entry_folder(entry: &IndexEntry) -> &str {
+    match entry.default_version().or(entry.versions.first()) {
+        Some(version) => stack_folder(entry, version),
+        None => &entry.name,
+    }
 }
