@@ -158,20 +158,20 @@ starterProjects:
 }
 
 /// A Git repository with `README.md` and `app/` (a file, a script, a sub-folder): tag `v1` (an
-/// annotated tag) on the first commit, branch `main` one commit later.
-fn project_repo(path: &Path) -> PathBuf {
+/// annotated tag) on the first commit, branch `main` one commit later. Returns the first commit.
+fn project_repo(path: &Path) -> String {
     let repo = GitRepo::init(path).unwrap();
     write(&path.join("README.md"), "version 1\n");
     write(&path.join("app/main.go"), "package main\n");
     write(&path.join("app/sub/notes.txt"), "notes\n");
     write(&path.join("app/run.sh"), "#!/bin/sh\necho run\n");
     std::fs::set_permissions(path.join("app/run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    repo.commit_all(DATE, "first").unwrap();
+    let first = repo.commit_all(DATE, "first").unwrap();
     repo.git(&["tag", "-a", "v1", "-m", "version 1"], Some(DATE)).unwrap();
     write(&path.join("README.md"), "version 2\n");
     write(&path.join("app/main.go"), "package main // 2\n");
     repo.commit_all("2024-02-03T04:05:06Z", "second").unwrap();
-    path.to_path_buf()
+    first
 }
 
 /// A registry in `temp/registry` whose starter projects and icons point at `server`, at the
@@ -180,7 +180,7 @@ fn project_repo(path: &Path) -> PathBuf {
 /// - `multi` (1.0.0 default, 2.0.0): a starter project with an offline zip per version, icon
 ///   `logo.svg` (a file of the stack's folder);
 /// - `vector`, `gone`, `slow`: icons `<server>/logo.svg`, an unreachable URL, `<server>/slow.png`.
-fn registry(temp: &Path, server: &str, repo: &Path) -> PathBuf {
+fn registry(temp: &Path, server: &str, repo: &Path, first_commit: &str) -> PathBuf {
     let root = temp.join("registry");
     let stacks = root.join("stacks");
     let repo = format!("file://{}", repo.display());
@@ -206,6 +206,7 @@ fn registry(temp: &Path, server: &str, repo: &Path) -> PathBuf {
         git("git-tag", "v1", ""),
         git("git-subdir", "v1", "app"),
         git("git-default", "", "/app/"),
+        git("git-commit", first_commit, ""),
         git("git-missing-subdir", "main", "nope"),
         git("git-missing-revision", "v9", ""),
         "  - name: git-unreachable\n    git:\n      remotes:\n        origin: file:///nonexistent/project.git\n"
@@ -260,8 +261,9 @@ async fn fixture() -> Fixture {
     let server =
         FileServer::start(&[("project.zip", &project_zip), ("logo.png", PNG), ("logo.svg", SVG), ("slow.png", PNG)])
             .await;
-    let repo = project_repo(&temp.path().join("project"));
-    let root = registry(temp.path(), &server.base, &repo);
+    let repo = temp.path().join("project");
+    let first_commit = project_repo(&repo);
+    let root = registry(temp.path(), &server.base, &repo, &first_commit);
     let loaded = embedded::load(root.to_str().unwrap(), None).expect("the registry loads");
     assert_eq!((loaded.errors, loaded.snapshot.document().stacks.len()), (0, 5), "every test stack is valid");
     // Remote icons on: every URL here is on this machine.
@@ -342,6 +344,8 @@ async fn git_remotes_are_zipped_at_their_revision() {
         ("/devfiles/demo/starter-projects/git-subdir", "main.go", "package main\n"),
         // No revision: the remote's default branch; `subDir` with slashes around it.
         ("/devfiles/demo/starter-projects/git-default", "main.go", "package main // 2\n"),
+        // A commit id, which servers may refuse to fetch shallow (then all heads are fetched).
+        ("/devfiles/demo/starter-projects/git-commit", "README.md", "version 1\n"),
     ] {
         let zip = starter(&f.state, uri).await;
         assert!(zip.iter().all(|(name, _)| !name.starts_with(".git") && !name.starts_with('/')), "{uri}: {zip:?}");
