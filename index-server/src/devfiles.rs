@@ -1,13 +1,16 @@
 //! `GET /devfiles/{name}` and `GET /devfiles/{name}/{version}`: the devfile YAML of one version.
+//! How these routes name a stack version ([`locate`]) is shared with the starter project routes.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use schemas::index::{DevfileType, IndexEntry, Version};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::filter::VersionRange;
+use crate::snapshot::Snapshot;
 
 pub async fn default_version(
     State(state): State<AppState>,
@@ -26,22 +29,54 @@ pub async fn with_version(
 }
 
 async fn devfile(state: &AppState, name: String, version: String, query: Option<&str>) -> Result<Response, ApiError> {
-    let snapshot = state.snapshots.current();
-    let Some(entry) = snapshot.entry(&name) else { return Err(ApiError::UnknownDevfile(name)) };
-    let found = resolve(entry, &name, &version, query)?;
-    let lookup = match (entry.kind == Some(DevfileType::Sample), found) {
-        // Samples are published as devfile-samples/<name>:<version>, or :latest (SPEC §5).
-        (true, found) => state
-            .store
-            .sample_devfile(&entry.name, found.map_or(index_generator::samples::UNVERSIONED_TAG, |v| &v.version)),
-        (false, Some(found)) => state.store.devfile(stack_folder(entry, found), &found.version),
-        (false, None) => return Err(ApiError::DevfileUnavailable(name)),
-    };
-    let bytes = lookup
-        .await
-        .map_err(|source| ApiError::Store { name: name.clone(), source })?
-        .ok_or(ApiError::DevfileUnavailable(name))?;
+    let at = locate(&state.snapshots.current(), &name, &version, query)?;
+    let bytes = read(state, &name, &at).await?;
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response())
+}
+
+/// A devfile as the store addresses it: `devfile-catalog/<folder>:<version>` for a stack
+/// version, `devfile-samples/<name>:<version or latest>` for a sample (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub sample: bool,
+    /// The stack folder, or the sample's name.
+    pub folder: String,
+    /// The version, or `latest` for a sample without versions.
+    pub version: String,
+}
+
+/// The stack version `{name}/{version}` names on `snapshot` (`version` is exact, `default` or
+/// `latest`, the latter bounded by the `minSchemaVersion`/`maxSchemaVersion` of `query`), or the
+/// 404 of the devfile routes.
+pub fn locate(snapshot: &Snapshot, name: &str, version: &str, query: Option<&str>) -> Result<Located, ApiError> {
+    let Some(entry) = snapshot.entry(name) else { return Err(ApiError::UnknownDevfile(name.to_string())) };
+    let found = resolve(entry, name, version, query)?;
+    match (entry.kind == Some(DevfileType::Sample), found) {
+        (true, found) => Ok(Located {
+            sample: true,
+            folder: entry.name.clone(),
+            version: found.map_or(index_generator::samples::UNVERSIONED_TAG.to_string(), |v| v.version.clone()),
+        }),
+        (false, Some(found)) => Ok(Located {
+            sample: false,
+            folder: stack_folder(entry, found).to_string(),
+            version: found.version.clone(),
+        }),
+        (false, None) => Err(ApiError::DevfileUnavailable(name.to_string())),
+    }
+}
+
+/// The devfile at `at` of the entry `name`, from the store.
+pub async fn read(state: &AppState, name: &str, at: &Located) -> Result<Bytes, ApiError> {
+    let lookup = if at.sample {
+        state.store.sample_devfile(&at.folder, &at.version)
+    } else {
+        state.store.devfile(&at.folder, &at.version)
+    };
+    lookup
+        .await
+        .map_err(|source| ApiError::Store { name: name.to_string(), source })?
+        .ok_or_else(|| ApiError::DevfileUnavailable(name.to_string()))
 }
 
 /// The version a request names: `default`, `latest` or an exact one. `Ok(None)` for an entry
@@ -82,4 +117,13 @@ fn stack_folder<'a>(entry: &'a IndexEntry, version: &'a Version) -> &'a str {
         .and_then(|rest| rest.rsplit_once(':'))
         .map(|(folder, _)| folder)
         .unwrap_or(&entry.name)
+}
+
+/// The stack folder of an entry (every version of a stack has the same); the entry's name for
+/// one without versions.
+pub fn entry_folder(entry: &IndexEntry) -> &str {
+    match entry.default_version().or(entry.versions.first()) {
+        Some(version) => stack_folder(entry, version),
+        None => &entry.name,
+    }
 }

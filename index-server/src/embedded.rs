@@ -64,7 +64,7 @@ pub fn load(source_name: &str, reference: Option<&str>) -> Result<Loaded, LoadEr
         "generated the index"
     );
     let (errors, warnings) = (generated.errors(), generated.warnings());
-    let snapshot = Snapshot::new(generated.document, Some(Arc::new(checkout)));
+    let snapshot = Snapshot::new(generated.document, Some(Arc::new(checkout))).with_version_folders(&generated.sources);
     Ok(Loaded { snapshot, store, errors, warnings })
 }
 

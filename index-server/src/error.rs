@@ -44,6 +44,18 @@ pub enum ApiError {
         #[source]
         source: StoreError,
     },
+    /// The devfile in the store cannot be parsed (it was valid when the index was generated).
+    #[error("failed to read the devfile of {name}")]
+    DevfileUnreadable { name: String, cause: String },
+    #[error("the starter project named {project} does not exist in the {name} devfile")]
+    UnknownStarterProject { name: String, project: String },
+    /// The devfile defines the starter project, but the registry has nothing to serve for it:
+    /// a local file that is missing or refused (outside the version's folder), no source at all.
+    #[error("the starter project named {project} of the {name} devfile is not available")]
+    StarterProjectUnavailable { name: String, project: String, cause: String },
+    /// The starter project's remote (zip URL or Git repository) cannot be fetched.
+    #[error("cannot fetch the starter project named {project} of the {name} devfile")]
+    StarterProjectFetch { name: String, project: String, cause: String },
 }
 
 impl ApiError {
@@ -54,12 +66,15 @@ impl ApiError {
             | ApiError::UnknownDevfile(_)
             | ApiError::UnknownVersion { .. }
             | ApiError::DevfileUnavailable(_)
+            | ApiError::UnknownStarterProject { .. }
+            | ApiError::StarterProjectUnavailable { .. }
             | ApiError::FileNotFound(_)
             | ApiError::NotFound(_)
             | ApiError::NoViewer => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
-            ApiError::Store { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Store { .. } | ApiError::DevfileUnreadable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::StarterProjectFetch { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 }
@@ -77,6 +92,15 @@ impl IntoResponse for ApiError {
             }
             ApiError::Store { name, source } => {
                 tracing::error!(stack.name = %name, error = %source, "cannot read a devfile from the store");
+                (status, Json(json!({ "status": self.to_string() }))).into_response()
+            }
+            ApiError::DevfileUnreadable { name, cause } => {
+                tracing::error!(stack.name = %name, error = %cause, "cannot parse a devfile from the store");
+                (status, Json(json!({ "status": self.to_string() }))).into_response()
+            }
+            ApiError::StarterProjectUnavailable { name, project, cause }
+            | ApiError::StarterProjectFetch { name, project, cause } => {
+                tracing::warn!(stack.name = %name, starter_project = %project, error = %cause, "{self}");
                 (status, Json(json!({ "status": self.to_string() }))).into_response()
             }
             _ => (status, Json(json!({ "status": self.to_string() }))).into_response(),

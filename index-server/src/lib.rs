@@ -10,15 +10,18 @@
 pub mod config;
 mod devfiles;
 mod distribution;
+mod download;
 pub mod embedded;
 mod error;
 mod files;
 pub mod filter;
+pub mod icons;
 mod listing;
 mod metrics;
 pub mod oci;
 mod routing;
 pub mod snapshot;
+mod starter_projects;
 pub mod store;
 
 use std::sync::Arc;
@@ -88,6 +91,8 @@ pub fn app(state: AppState) -> Router {
         .merge(index)
         .route("/devfiles/{name}", get(devfiles::default_version))
         .route("/devfiles/{name}/{version}", get(devfiles::with_version))
+        .route("/devfiles/{name}/starter-projects/{project}", get(starter_projects::default_version))
+        .route("/devfiles/{name}/{version}/starter-projects/{project}", get(starter_projects::with_version))
         .route("/stacks/{*path}", get(files::stack_file))
         .route("/viewer", get(routing::viewer))
         .route("/viewer/{*path}", get(routing::viewer))

@@ -65,13 +65,18 @@ fn body(
     let listing = listing?;
     let query = IndexQuery::parse(query, family)?;
     let snapshot = state.snapshots.current();
-    // `icon=base64` is validated but not applied yet: icons are served as their URLs, which
-    // is also what the reference does for an icon it cannot fetch.
-    Ok(if query.filters() {
-        Body::json_pretty(&query.apply(snapshot.entries(family), family, listing))
+    let mut entries = if query.filters() {
+        query.apply(snapshot.entries(family), family, listing)
+    } else if query.icon_base64 {
+        snapshot.entries(family).iter().filter(|e| listing.includes(e)).cloned().collect()
     } else {
-        snapshot.body(family, listing).clone()
-    })
+        return Ok(snapshot.body(family, listing).clone());
+    };
+    if query.icon_base64 {
+        // The icons fetched so far; the others stay URLs (never fetched on a request's path).
+        state.snapshots.icons().inline(&snapshot, &mut entries);
+    }
+    Ok(Body::json_pretty(&entries))
 }
 
 fn respond(body: Body, headers: &HeaderMap) -> Response {

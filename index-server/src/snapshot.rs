@@ -12,10 +12,12 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use index_generator::Checkout;
+use index_generator::scan::VersionSource;
 use schemas::index::{DevfileType, IndexDocument, IndexEntry};
 use sha2::{Digest, Sha256};
 
 use crate::filter::{self, Family};
+use crate::icons::Icons;
 
 /// Which entries an index route lists: `/index/{all,stack,sample}` (and `/index` = stacks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,6 +89,9 @@ pub struct Snapshot {
     /// The registry repository the index was generated from (embedded mode), for `/stacks/<path>`.
     /// Holding it keeps a cloned or extracted Git tree alive.
     source: Option<Arc<Checkout>>,
+    /// (stack folder, version) → the version's folder relative to the source's root
+    /// (`stacks/go`, `stacks/java-maven/1.3.0`), for the files a devfile refers to.
+    version_folders: HashMap<(String, String), String>,
     loaded_at: SystemTime,
 }
 
@@ -109,7 +114,24 @@ impl Snapshot {
             by_name.entry(entry.name.clone()).or_insert(i);
         }
         let digest = format!("sha256:{}", sha256_hex(document.to_pretty_json().as_bytes()));
-        Snapshot { document, v1_entries, bodies, by_name, digest, source, loaded_at: SystemTime::now() }
+        Snapshot {
+            document,
+            v1_entries,
+            bodies,
+            by_name,
+            digest,
+            source,
+            version_folders: HashMap::new(),
+            loaded_at: SystemTime::now(),
+        }
+    }
+
+    /// Records where each stack version's folder is in the source (as the generator found them),
+    /// so that [`Snapshot::version_dir`] can find the files its devfile refers to.
+    pub fn with_version_folders(mut self, sources: &[VersionSource]) -> Snapshot {
+        self.version_folders =
+            sources.iter().map(|s| ((s.stack.clone(), s.version.clone()), s.folder.clone())).collect();
+        self
     }
 
     pub fn document(&self) -> &IndexDocument {
@@ -152,18 +174,42 @@ impl Snapshot {
     pub fn stacks_dir(&self) -> Option<PathBuf> {
         self.source.as_ref().map(|s| s.root.join("stacks"))
     }
+
+    /// The folder of a stack version (`devfile-catalog/<stack_folder>:<version>`) on disk, when
+    /// the snapshot was built from local files.
+    pub fn version_dir(&self, stack_folder: &str, version: &str) -> Option<PathBuf> {
+        let source = self.source.as_ref()?;
+        let folder = self.version_folders.get(&(stack_folder.to_string(), version.to_string()))?;
+        Some(source.root.join(folder))
+    }
 }
 
 /// Holds the current snapshot; readers get an `Arc` and never block a swap for longer than a
-/// pointer copy.
+/// pointer copy. Installing a snapshot (here and in [`SnapshotCell::swap`]) starts fetching its
+/// icons in the background, into a cache that outlives snapshots.
 #[derive(Debug)]
 pub struct SnapshotCell {
     current: RwLock<Arc<Snapshot>>,
+    icons: Arc<Icons>,
 }
 
 impl SnapshotCell {
+    /// A cell whose icons are fetched from wherever they are (see [`Icons::new`]).
     pub fn new(snapshot: Snapshot) -> SnapshotCell {
-        SnapshotCell { current: RwLock::new(Arc::new(snapshot)) }
+        SnapshotCell::with_icons(snapshot, Icons::new(Default::default()))
+    }
+
+    /// A cell with its own icon cache and fetching options.
+    pub fn with_icons(snapshot: Snapshot, icons: Icons) -> SnapshotCell {
+        let snapshot = Arc::new(snapshot);
+        let icons = Arc::new(icons);
+        icons.prefetch(&snapshot);
+        SnapshotCell { current: RwLock::new(snapshot), icons }
+    }
+
+    /// The icons fetched so far, for `icon=base64`.
+    pub fn icons(&self) -> &Icons {
+        &self.icons
     }
 
     /// The snapshot to answer one request from.
@@ -176,6 +222,7 @@ impl SnapshotCell {
     /// finish on the snapshot they started with.
     pub fn swap(&self, snapshot: Snapshot) -> Arc<Snapshot> {
         let new = Arc::new(snapshot);
+        self.icons.prefetch(&new);
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         std::mem::replace(&mut *current, new)
     }

@@ -12,9 +12,10 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use bytes::Bytes;
+use index_server::icons::{IconOptions, Icons};
 use index_server::snapshot::Snapshot;
 use index_server::store::{StoreFuture, StoredManifest};
-use index_server::{AppState, LocalStore, ServeOptions, Store, StoreError, app, embedded};
+use index_server::{AppState, LocalStore, Metrics, ServeOptions, SnapshotCell, Store, StoreError, app, embedded};
 use schemas::index::IndexDocument;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -82,9 +83,20 @@ fn workspace() -> PathBuf {
     tests::workspace()
 }
 
+/// The state of `snapshot`, with icons read from local files only: the registries here name
+/// icons on the internet, which tests must not reach (`tests/fetched.rs` tests fetching).
+fn state(snapshot: Snapshot, store: Arc<dyn Store>, options: ServeOptions) -> AppState {
+    AppState {
+        snapshots: Arc::new(SnapshotCell::with_icons(snapshot, Icons::new(IconOptions::offline()))),
+        store,
+        metrics: Arc::new(Metrics::default()),
+        options: Arc::new(options),
+    }
+}
+
 fn load(source: &Path, options: ServeOptions) -> AppState {
     let loaded = embedded::load(source.to_str().unwrap(), None).expect("the registry loads");
-    AppState::new(loaded.snapshot, loaded.store, options)
+    state(loaded.snapshot, loaded.store, options)
 }
 
 /// The default registry (`stacks/`), loaded once.
@@ -98,7 +110,7 @@ fn filter_fixture() -> AppState {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/filter-index.json"))
         .unwrap();
     let document: IndexDocument = serde_json::from_str(&text).unwrap();
-    AppState::new(Snapshot::new(document, None), Arc::new(LocalStore::default()), ServeOptions::default())
+    state(Snapshot::new(document, None), Arc::new(LocalStore::default()), ServeOptions::default())
 }
 
 fn file(rel: &str) -> Vec<u8> {
@@ -150,7 +162,7 @@ async fn viewer_is_400_in_headless_mode_and_404_until_it_exists() {
 
 #[tokio::test]
 async fn unknown_paths_are_404_json() {
-    for uri in ["/nope", "/index/stack/extra", "/devfiles", "/v2", "/stacks"] {
+    for uri in ["/nope", "/index/stack/extra", "/devfiles", "/v3", "/stacks"] {
         let reply = get(default_registry(), uri).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(reply.header(header::CONTENT_TYPE), JSON);
@@ -173,6 +185,8 @@ async fn other_methods_are_405() {
         "/v2index/sample",
         "/devfiles/go",
         "/devfiles/go/1.0.0",
+        "/devfiles/go/starter-projects/go-starter",
+        "/devfiles/go/1.0.0/starter-projects/go-starter",
         "/stacks/go/devfile.yaml",
         "/viewer",
         "/metrics",
@@ -434,13 +448,16 @@ async fn unknown_parameters_are_ignored() {
 }
 
 #[tokio::test]
-async fn icon_base64_is_accepted() {
-    // Validated; icons are still served as their URLs (SPEC: an icon that cannot be fetched
-    // stays a URL).
+async fn icon_base64_leaves_icons_not_fetched_as_urls() {
+    // Remote icons are off here: every icon stays its URL (SPEC: an icon that cannot be
+    // fetched stays a URL). `tests/fetched.rs` checks the data URIs.
     let state = default_registry();
     let reply = get(state, "/index?icon=base64").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.names().len(), 5);
+    assert_eq!(reply.body, get(state, "/index").await.body);
+    let reply = get(state, "/v2index/all?icon=base64").await;
+    assert_eq!(reply.body, get(state, "/v2index/all").await.body);
 }
 
 /// Every query parameter of both families over HTTP, on the hand-written index
@@ -579,6 +596,41 @@ async fn devfile_not_found_bodies() {
         ("/devfiles/nodejs-basic/latest", "the devfile of nodejs-basic is not available"),
         ("/devfiles/python-basic", "the devfile of python-basic is not available"),
         ("/devfiles/python-basic/2.0.0", "the devfile of python-basic is not available"),
+    ] {
+        let reply = get(state, uri).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(reply.header(header::CONTENT_TYPE), JSON, "{uri}");
+        assert_eq!(reply.json(), json!({ "status": status }), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn starter_project_not_found_bodies() {
+    // Resolved like the devfile routes, with their 404s; then the project by name. Nothing here
+    // reaches a remote: the answer is known before.
+    let state = default_registry();
+    let nope = "the starter project named nope does not exist in the go devfile";
+    for (uri, status) in [
+        ("/devfiles/go/starter-projects/nope", nope),
+        ("/devfiles/go/1.0.0/starter-projects/nope", nope),
+        ("/devfiles/go/default/starter-projects/nope", nope),
+        ("/devfiles/go/latest/starter-projects/nope", nope),
+        (
+            "/devfiles/java-maven/1.2.0/starter-projects/go-starter",
+            "the starter project named go-starter does not exist in the java-maven devfile",
+        ),
+        (
+            "/devfiles/go/starter-projects/..%2f..%2fetc%2fpasswd",
+            "the starter project named ../../etc/passwd does not exist in the go devfile",
+        ),
+        ("/devfiles/nope/starter-projects/go-starter", "the devfile of nope didn't exist"),
+        ("/devfiles/nope/1.0.0/starter-projects/go-starter", "the devfile of nope didn't exist"),
+        ("/devfiles/go/2.0.0/starter-projects/go-starter", "version: 2.0.0 not found in stack go"),
+        (
+            "/devfiles/java-maven/latest/starter-projects/springbootproject?maxSchemaVersion=2.1",
+            "version: latest not found in stack java-maven",
+        ),
+        ("/devfiles/nodejs-basic/starter-projects/x", "the devfile of nodejs-basic is not available"),
     ] {
         let reply = get(state, uri).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
