@@ -262,6 +262,15 @@ pub struct Publisher {
     verify: bool,
 }
 
+/// What a publish knows of one repository.
+#[derive(Default)]
+struct RepositoryState {
+    /// Its tags, when listed; `None`: look each tag up.
+    tags: Option<HashSet<String>>,
+    /// Blobs known to be in it.
+    blobs: HashSet<String>,
+}
+
 #[derive(Default)]
 struct Counters {
     manifests_pushed: AtomicUsize,
@@ -346,9 +355,9 @@ impl Publisher {
             let done = done_tx.clone();
             tasks.spawn(async move {
                 let _permit = semaphore.acquire_owned().await.expect("the semaphore is never closed");
-                let mut present = HashSet::new();
+                let mut repository = this.repository_state(&list[0].repository).await;
                 for upload in list {
-                    let result = this.push(&upload, &mut present, &counters).await;
+                    let result = this.push(&upload, &mut repository, &counters).await;
                     let failed = result.is_err();
                     let _ = done.send((upload.name(), result));
                     if failed {
@@ -382,7 +391,7 @@ impl Publisher {
         }
 
         let index_pushed = current_index.as_deref() != Some(index.artifact.manifest_digest.as_str());
-        let bytes = self.push(&index, &mut HashSet::new(), &counters).await?;
+        let bytes = self.push(&index, &mut RepositoryState::default(), &counters).await?;
         progress.artifact_done(&index.name(), bytes);
         if index_pushed {
             tracing::info!(commit_hash, digest = %index.artifact.manifest_digest, "index pushed");
@@ -408,15 +417,18 @@ impl Publisher {
     async fn push(
         &self,
         upload: &Upload,
-        present: &mut HashSet<String>,
+        repository: &mut RepositoryState,
         counters: &Counters,
     ) -> Result<u64, PublishError> {
         let artifact = &upload.artifact;
+        let present = &mut repository.blobs;
         let mut uploaded = 0;
         let mut blobs_checked = false;
         for tag in &upload.tags {
-            if self.manifest_digest(&upload.repository, tag).await?.as_deref()
-                == Some(artifact.manifest_digest.as_str())
+            let known_absent = repository.tags.as_ref().is_some_and(|tags| !tags.contains(tag));
+            if !known_absent
+                && self.manifest_digest(&upload.repository, tag).await?.as_deref()
+                    == Some(artifact.manifest_digest.as_str())
             {
                 counters.manifests_unchanged.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -446,6 +458,21 @@ impl Publisher {
         }
         counters.bytes_uploaded.fetch_add(uploaded, Ordering::Relaxed);
         Ok(uploaded)
+    }
+
+    /// What is known of a repository before its artifacts are pushed: its tags (one request,
+    /// which spares a lookup per new tag), or nothing when the registry will not list them.
+    async fn repository_state(&self, repository: &str) -> RepositoryState {
+        let reference = self.target.reference(repository, "latest");
+        let tags = match self.client.list_tags(&reference, &self.auth, None, None).await {
+            Ok(response) => Some(response.tags.into_iter().collect()),
+            Err(e) if is_not_found(&e) => Some(HashSet::new()),
+            Err(e) => {
+                tracing::debug!(repository, error = %e, "cannot list tags; looking each one up");
+                None
+            }
+        };
+        RepositoryState { tags, blobs: HashSet::new() }
     }
 
     /// Uploads a blob unless the repository has it. Returns the bytes uploaded.
