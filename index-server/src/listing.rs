@@ -1,7 +1,7 @@
 //! The index routes: `/index`, `/index/{type}` (v1) and `/v2index`, `/v2index/{type}` (v2).
 //!
 //! An unfiltered request is answered with the snapshot's pre-serialized body; a filtered one
-//! filters the snapshot's parsed entries and serializes the result. Either way the body carries
+//! filters the snapshot's parsed entries and serializes the result, which the snapshot caches. Either way the body carries
 //! a strong `ETag` and `If-None-Match` is honoured.
 
 use axum::extract::{Path, RawQuery, State};
@@ -63,12 +63,15 @@ fn body(
     query: Option<&str>,
 ) -> Result<Body, ApiError> {
     let listing = listing?;
+    let raw = query.unwrap_or("");
     let query = IndexQuery::parse(query, family)?;
     let snapshot = state.snapshots.current();
     // `icon=base64` is validated but not applied yet: icons are served as their URLs, which
     // is also what the reference does for an icon it cannot fetch.
     Ok(if query.filters() {
-        Body::json_pretty(&query.apply(snapshot.entries(family), family, listing))
+        snapshot.filtered_body(family, listing, raw, || {
+            Body::json_pretty(&query.apply(snapshot.entries(family), family, listing))
+        })
     } else {
         snapshot.body(family, listing).clone()
     })
