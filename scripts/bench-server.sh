@@ -3,20 +3,23 @@
 # snapshot, against nginx serving the very same response bodies as static files, with wrk.
 #
 # Usage: scripts/bench-server.sh
-#   BENCH_DURATION=5s BENCH_CONNECTIONS=32 BENCH_THREADS=2 BENCH_STARTS=5 (environment, optional)
+#   BENCH_DURATION=2s BENCH_ROUNDS=3 BENCH_CONNECTIONS=32 BENCH_THREADS=2 BENCH_STARTS=5
+#   (environment, optional)
 #   RUST_LOG is passed to the server (default: info, as deployed: one log line per request).
 #
 # Installs nginx and wrk (Debian packages) when they are missing, builds index-server in release,
-# then for each route runs wrk against the server and against nginx with the same settings.
+# then for each route runs wrk against the server and against nginx with the same settings,
+# alternately, BENCH_ROUNDS times each (the medians resist other load on the machine).
 # Prints one `name: value unit` line per figure: requests/s and p99 latency per route and
-# server, the server's resident memory after the run, the time from process start to the first
+# server (medians of the rounds), the server's resident memory after the run, the time from process start to the first
 # 200 on /health (median of BENCH_STARTS starts), then the server/nginx ratios and a last line
 # against the targets. Everything listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 export LC_ALL=C # `$EPOCHREALTIME` and wrk's figures with a decimal point
 cd "$(dirname "$0")/.."
 
-duration="${BENCH_DURATION:-5s}"
+duration="${BENCH_DURATION:-2s}"
+rounds="${BENCH_ROUNDS:-3}"
 connections="${BENCH_CONNECTIONS:-32}"
 threads="${BENCH_THREADS:-2}"
 starts="${BENCH_STARTS:-5}"
@@ -306,14 +309,21 @@ for route in "${routes[@]}"; do
 done
 
 # --- Throughput and latency ----------------------------------------------------------------------
-say "wrk -t$threads -c$connections -d$duration against each route, server then nginx"
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+say "wrk -t$threads -c$connections -d$duration against each route, server and nginx alternately," \
+    "$rounds rounds"
 declare -A ratio
 for route in "${routes[@]}"; do
     read -r name server_path nginx_path <<<"$route"
-    run_wrk "${name}_server" "$server$server_path"
-    server_rps=$rps server_p99=$p99
-    run_wrk "${name}_nginx" "$nginx$nginx_path"
-    nginx_rps=$rps nginx_p99=$p99
+    server_rpss=() server_p99s=() nginx_rpss=() nginx_p99s=()
+    for ((round = 1; round <= rounds; round++)); do
+        run_wrk "${name}_server_$round" "$server$server_path"
+        server_rpss+=("$rps") server_p99s+=("$p99")
+        run_wrk "${name}_nginx_$round" "$nginx$nginx_path"
+        nginx_rpss+=("$rps") nginx_p99s+=("$p99")
+    done
+    server_rps="$(median "${server_rpss[@]}")" server_p99="$(median "${server_p99s[@]}")"
+    nginx_rps="$(median "${nginx_rpss[@]}")" nginx_p99="$(median "${nginx_p99s[@]}")"
     echo "${name}_server_rps: $server_rps req/s"
     echo "${name}_nginx_rps: $nginx_rps req/s"
     echo "${name}_server_p99: $server_p99 ms"
