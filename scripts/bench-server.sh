@@ -118,11 +118,14 @@ chmod 755 "$tmp"
 cp -R "$fixture" "$tmp/registry"
 
 # --- Helpers ---------------------------------------------------------------------------------------
-# A port nothing listens on (the server cannot be asked for port 0 and tell which one it got).
+# A port nothing listens on (the server cannot be asked for port 0 and tell which one it got),
+# below the ephemeral range, where outgoing connections (wrk's, other programs') could hold it.
 free_port() {
-    local port fd
+    local port fd low _high
+    read -r low _high </proc/sys/net/ipv4/ip_local_port_range
+    ((low > 11000)) || low=61000
     for _ in $(seq 100); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((10000 + RANDOM % (low - 10000)))
         if ! { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
             echo "$port"
             return
