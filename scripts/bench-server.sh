@@ -11,9 +11,9 @@
 # then for each route runs wrk against the server and against nginx with the same settings,
 # alternately, BENCH_ROUNDS times each (the medians resist other load on the machine).
 # Prints one `name: value unit` line per figure: requests/s and p99 latency per route and
-# server (medians of the rounds), the server's resident memory after the run, the time from process start to the first
-# 200 on /health (median of BENCH_STARTS starts), then the server/nginx ratios and a last line
-# against the targets. Everything listens on 127.0.0.1 and is stopped on exit.
+# server (medians of the rounds), the server's resident memory after the run, the time from
+# process start to the first 200 on /health (median of BENCH_STARTS starts), then the
+# server/nginx ratios and a last line against the targets. Everything listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 export LC_ALL=C # `$EPOCHREALTIME` and wrk's figures with a decimal point
 cd "$(dirname "$0")/.."
@@ -49,12 +49,12 @@ trap 'exit 130' INT TERM
 
 # Stops one process started here (SIGTERM, then SIGKILL after 5 s) and forgets it.
 stop() {
-    local pid=$1 i
+    local pid=$1 i deadline=$((${EPOCHREALTIME/./} + 5000000))
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 500; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+    while kill -0 "$pid" 2>/dev/null && ((${EPOCHREALTIME/./} < deadline)); do
         nap
     done
+    # Not reaped yet, so the pid cannot have been reused.
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     local kept=()
