@@ -1,7 +1,7 @@
 //! The index routes: `/index`, `/index/{type}` (v1) and `/v2index`, `/v2index/{type}` (v2).
 //!
 //! An unfiltered request is answered with the snapshot's pre-serialized body; a filtered one
-//! filters the snapshot's parsed entries and serializes the result. Either way the body carries
+//! filters the snapshot's parsed entries and serializes the result, which the snapshot caches. Either way the body carries
 //! a strong `ETag` and `If-None-Match` is honoured.
 
 use axum::extract::{Path, RawQuery, State};
@@ -63,20 +63,27 @@ fn body(
     query: Option<&str>,
 ) -> Result<Body, ApiError> {
     let listing = listing?;
+    let raw = query.unwrap_or("");
     let query = IndexQuery::parse(query, family)?;
     let snapshot = state.snapshots.current();
-    let mut entries = if query.filters() {
-        query.apply(snapshot.entries(family), family, listing)
-    } else if query.icon_base64 {
-        snapshot.entries(family).iter().filter(|e| listing.includes(e)).cloned().collect()
-    } else {
-        return Ok(snapshot.body(family, listing).clone());
-    };
     if query.icon_base64 {
+        let mut entries = if query.filters() {
+            query.apply(snapshot.entries(family), family, listing)
+        } else {
+            snapshot.entries(family).iter().filter(|e| listing.includes(e)).cloned().collect()
+        };
         // The icons fetched so far; the others stay URLs (never fetched on a request's path).
+        // Not cached: the set of fetched icons grows after the snapshot is made.
         state.snapshots.icons().inline(&snapshot, &mut entries);
+        return Ok(Body::json_pretty(&entries));
     }
-    Ok(Body::json_pretty(&entries))
+    Ok(if query.filters() {
+        snapshot.filtered_body(family, listing, raw, || {
+            Body::json_pretty(&query.apply(snapshot.entries(family), family, listing))
+        })
+    } else {
+        snapshot.body(family, listing).clone()
+    })
 }
 
 fn respond(body: Body, headers: &HeaderMap) -> Response {

@@ -1,13 +1,14 @@
 //! The immutable snapshot every response is computed from, and the cell that holds the current one.
 //!
 //! A snapshot is built once (parse, convert to v1, serialize the unfiltered bodies, hash them) and
-//! then only read. Handlers clone the `Arc` of the current snapshot and work on it; an update builds
+//! then only read, apart from a bounded cache of filtered bodies (a pure function of the snapshot
+//! and the query, so dropped with it). Handlers clone the `Arc` of the current snapshot and work on it; an update builds
 //! a new snapshot and [`SnapshotCell::swap`]s it in. No lock is held across an `.await`: the lock
 //! only guards the pointer.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -73,6 +74,18 @@ impl Body {
     }
 }
 
+/// Filtered bodies kept per snapshot: enough for the handful of queries clients repeat (odo, IDE
+/// plugins), bounded so that arbitrary query strings cannot grow memory without limit.
+const FILTERED_CACHE_ENTRIES: usize = 256;
+const FILTERED_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Filtered bodies by route and raw query string (two spellings of one query are two entries).
+#[derive(Debug, Default)]
+struct FilteredCache {
+    bodies: HashMap<(Family, Listing, String), Body>,
+    bytes: usize,
+}
+
 /// One immutable view of the registry: the index document, both families of entries, the
 /// pre-serialized unfiltered bodies and lookup tables.
 #[derive(Debug)]
@@ -93,6 +106,7 @@ pub struct Snapshot {
     /// (`stacks/go`, `stacks/java-maven/1.3.0`), for the files a devfile refers to.
     version_folders: HashMap<(String, String), String>,
     loaded_at: SystemTime,
+    filtered: Mutex<FilteredCache>,
 }
 
 impl Snapshot {
@@ -123,6 +137,7 @@ impl Snapshot {
             source,
             version_folders: HashMap::new(),
             loaded_at: SystemTime::now(),
+            filtered: Mutex::default(),
         }
     }
 
@@ -163,6 +178,28 @@ impl Snapshot {
     /// The unfiltered body of `/index/<listing>` (v1) or `/v2index/<listing>` (v2).
     pub fn body(&self, family: Family, listing: Listing) -> &Body {
         &self.bodies[family as usize][listing.slot()]
+    }
+
+    /// The filtered body of `/index/<listing>` or `/v2index/<listing>` for the raw query string
+    /// `query`, from the cache or made by `filter` (outside the lock) and then cached.
+    /// Filtering and serializing cost far more than sending: clients repeat the same queries.
+    pub fn filtered_body(&self, family: Family, listing: Listing, query: &str, filter: impl FnOnce() -> Body) -> Body {
+        let key = (family, listing, query.to_string());
+        // The cache only holds complete bodies: a poisoned lock still holds valid ones.
+        if let Some(body) = self.filtered.lock().unwrap_or_else(|e| e.into_inner()).bodies.get(&key) {
+            return body.clone();
+        }
+        let body = filter();
+        let mut cache = self.filtered.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.bodies.len() >= FILTERED_CACHE_ENTRIES || cache.bytes + body.bytes.len() > FILTERED_CACHE_BYTES {
+            // Starting over is simpler than an LRU and keeps whatever queries come next fast.
+            *cache = FilteredCache::default();
+        }
+        if body.bytes.len() <= FILTERED_CACHE_BYTES && !cache.bodies.contains_key(&key) {
+            cache.bytes += body.bytes.len();
+            cache.bodies.insert(key, body.clone());
+        }
+        body
     }
 
     /// The entry (stack or sample) named `name`.
@@ -238,4 +275,36 @@ fn sha256_hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{b:02x}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    #[test]
+    fn filtered_bodies_are_made_once_per_query_and_bounded() {
+        let snapshot = Snapshot::new(IndexDocument::default(), None);
+        let made = Cell::new(0);
+        let make = |text: &str| {
+            made.set(made.get() + 1);
+            Body::new(text.as_bytes().to_vec())
+        };
+        let first = snapshot.filtered_body(Family::V2, Listing::All, "tags=Java", || make("[1]"));
+        let again = snapshot.filtered_body(Family::V2, Listing::All, "tags=Java", || make("[2]"));
+        assert_eq!((made.get(), &again.bytes, &again.etag), (1, &first.bytes, &first.etag));
+        // Another route or family with the same query is another body.
+        snapshot.filtered_body(Family::V1, Listing::All, "tags=Java", || make("[3]"));
+        snapshot.filtered_body(Family::V2, Listing::Stacks, "tags=Java", || make("[4]"));
+        assert_eq!(made.get(), 3);
+        // Past the bound the cache starts over: memory stays bounded, later queries are cached.
+        for i in 0..FILTERED_CACHE_ENTRIES + 1 {
+            snapshot.filtered_body(Family::V2, Listing::All, &format!("name={i}"), || make("[]"));
+        }
+        assert!(snapshot.filtered.lock().unwrap().bodies.len() <= FILTERED_CACHE_ENTRIES);
+        let before = made.get();
+        snapshot.filtered_body(Family::V2, Listing::All, &format!("name={FILTERED_CACHE_ENTRIES}"), || make("[]"));
+        assert_eq!(made.get(), before);
+    }
 }
