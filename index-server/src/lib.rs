@@ -13,6 +13,7 @@ mod distribution;
 mod download;
 pub mod embedded;
 mod error;
+pub mod events;
 mod files;
 pub mod filter;
 pub mod icons;
@@ -33,6 +34,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use error::ApiError;
+pub use events::EventHub;
 pub use metrics::Metrics;
 pub use snapshot::{Snapshot, SnapshotCell};
 pub use store::{LocalStore, Store, StoreError};
@@ -56,15 +58,23 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub options: Arc<ServeOptions>,
+    /// Notices for `/api/events` besides index swaps (update jobs).
+    pub events: Arc<EventHub>,
 }
 
 impl AppState {
     pub fn new(snapshot: Snapshot, store: Arc<dyn Store>, options: ServeOptions) -> AppState {
+        AppState::with_cell(SnapshotCell::new(snapshot), store, options)
+    }
+
+    /// A state around a cell built by the caller (its own icon fetching options, say).
+    pub fn with_cell(snapshots: SnapshotCell, store: Arc<dyn Store>, options: ServeOptions) -> AppState {
         AppState {
-            snapshots: Arc::new(SnapshotCell::new(snapshot)),
+            snapshots: Arc::new(snapshots),
             store,
             metrics: Arc::new(Metrics::default()),
             options: Arc::new(options),
+            events: Arc::new(EventHub::default()),
         }
     }
 }
@@ -97,6 +107,7 @@ pub fn app(state: AppState) -> Router {
         .route("/viewer", get(routing::viewer))
         .route("/viewer/{*path}", get(routing::viewer))
         .route("/metrics", get(metrics::exposition))
+        .route("/api/events", get(events::stream))
         .route("/v2", get(distribution::base))
         .route("/v2/", get(distribution::base))
         .route("/v2/_catalog", get(distribution::catalog))

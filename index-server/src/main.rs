@@ -68,7 +68,8 @@ async fn oci_mode(config: &Config, url: &str) -> Result<AppState> {
         duration_ms = started.elapsed().as_millis() as u64,
         "loaded the published index"
     );
-    Ok(AppState::new(Snapshot::new(published.document, None), Arc::new(store), config.serve_options()))
+    let snapshot = Snapshot::new(published.document, None).with_published_digest(published.manifest_digest);
+    Ok(AppState::new(snapshot, Arc::new(store), config.serve_options()))
 }
 
 /// Generates the index of the source in process and serves it from memory.

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use index_generator::Checkout;
 use index_generator::scan::VersionSource;
 use schemas::index::{DevfileType, IndexDocument, IndexEntry};
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
 use crate::filter::{self, Family};
 use crate::icons::Icons;
@@ -105,6 +106,9 @@ pub struct Snapshot {
     /// (stack folder, version) → the version's folder relative to the source's root
     /// (`stacks/go`, `stacks/java-maven/1.3.0`), for the files a devfile refers to.
     version_folders: HashMap<(String, String), String>,
+    /// The digest of the `devfile-index` manifest this snapshot was loaded from or published as
+    /// (OCI mode), which the reconciler compares with the registry's `devfile-index:latest`.
+    published_digest: Option<String>,
     loaded_at: SystemTime,
     filtered: Mutex<FilteredCache>,
 }
@@ -136,6 +140,7 @@ impl Snapshot {
             digest,
             source,
             version_folders: HashMap::new(),
+            published_digest: None,
             loaded_at: SystemTime::now(),
             filtered: Mutex::default(),
         }
@@ -147,6 +152,17 @@ impl Snapshot {
         self.version_folders =
             sources.iter().map(|s| ((s.stack.clone(), s.version.clone()), s.folder.clone())).collect();
         self
+    }
+
+    /// Records the digest of the `devfile-index` manifest the document was read from or pushed as.
+    pub fn with_published_digest(mut self, digest: impl Into<String>) -> Snapshot {
+        self.published_digest = Some(digest.into());
+        self
+    }
+
+    /// The digest of the `devfile-index` manifest of this index, when it came from a registry.
+    pub fn published_digest(&self) -> Option<&str> {
+        self.published_digest.as_deref()
     }
 
     pub fn document(&self) -> &IndexDocument {
@@ -226,7 +242,7 @@ impl Snapshot {
 /// icons in the background, into a cache that outlives snapshots.
 #[derive(Debug)]
 pub struct SnapshotCell {
-    current: RwLock<Arc<Snapshot>>,
+    current: watch::Sender<Arc<Snapshot>>,
     icons: Arc<Icons>,
 }
 
@@ -241,7 +257,7 @@ impl SnapshotCell {
         let snapshot = Arc::new(snapshot);
         let icons = Arc::new(icons);
         icons.prefetch(&snapshot);
-        SnapshotCell { current: RwLock::new(snapshot), icons }
+        SnapshotCell { current: watch::Sender::new(snapshot), icons }
     }
 
     /// The icons fetched so far, for `icon=base64`.
@@ -251,17 +267,27 @@ impl SnapshotCell {
 
     /// The snapshot to answer one request from.
     pub fn current(&self) -> Arc<Snapshot> {
-        // A writer only ever stores a complete `Arc`, so a poisoned lock still holds a valid one.
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current.borrow().clone()
     }
 
     /// Makes `snapshot` the current one and returns the previous one. Requests already running
-    /// finish on the snapshot they started with.
+    /// finish on the snapshot they started with; subscribers are told.
     pub fn swap(&self, snapshot: Snapshot) -> Arc<Snapshot> {
         let new = Arc::new(snapshot);
         self.icons.prefetch(&new);
-        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        std::mem::replace(&mut *current, new)
+        tracing::info!(
+            digest = %new.digest(),
+            commit = %new.commit_hash(),
+            entries = new.document().stacks.len(),
+            "serving a new index"
+        );
+        self.current.send_replace(new)
+    }
+
+    /// A receiver that sees the current snapshot and every later swap (intermediate ones may be
+    /// skipped when several swaps happen before it looks: it always ends on the newest).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.current.subscribe()
     }
 }
 

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use index_server::icons::{IconOptions, Icons};
 use index_server::snapshot::Snapshot;
 use index_server::store::{StoreFuture, StoredManifest};
-use index_server::{AppState, LocalStore, Metrics, ServeOptions, SnapshotCell, Store, StoreError, app, embedded};
+use index_server::{AppState, LocalStore, ServeOptions, SnapshotCell, Store, StoreError, app, embedded};
 use schemas::index::IndexDocument;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -86,12 +86,7 @@ fn workspace() -> PathBuf {
 /// The state of `snapshot`, with icons read from local files only: the registries here name
 /// icons on the internet, which tests must not reach (`tests/fetched.rs` tests fetching).
 fn state(snapshot: Snapshot, store: Arc<dyn Store>, options: ServeOptions) -> AppState {
-    AppState {
-        snapshots: Arc::new(SnapshotCell::with_icons(snapshot, Icons::new(IconOptions::offline()))),
-        store,
-        metrics: Arc::new(Metrics::default()),
-        options: Arc::new(options),
-    }
+    AppState::with_cell(SnapshotCell::with_icons(snapshot, Icons::new(IconOptions::offline())), store, options)
 }
 
 fn load(source: &Path, options: ServeOptions) -> AppState {
@@ -892,4 +887,70 @@ async fn v2_routes_serve_the_packed_artifacts() {
         .await;
         assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// /api/events
+
+/// Reads Server-Sent Events from a response body until `count` events have arrived.
+async fn read_events(body: &mut axum::body::BodyDataStream, count: usize) -> Vec<(String, Value)> {
+    use tokio_stream::StreamExt;
+    let mut text = String::new();
+    let mut events = Vec::new();
+    while events.len() < count {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), body.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the stream stays open")
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let mut name = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    name = v.to_string();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push_str(v);
+                }
+            }
+            if !name.is_empty() {
+                events.push((name, serde_json::from_str(&data).unwrap()));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn events_announce_the_current_index_then_every_swap_and_notices() {
+    let state = load(&workspace().join("stacks"), ServeOptions::default());
+    let first = state.snapshots.current();
+    let response = app(state.clone()).oneshot(Request::get("/api/events").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = response.into_body().into_data_stream();
+
+    let events = read_events(&mut body, 1).await;
+    assert_eq!(events[0].0, "index");
+    assert_eq!(events[0].1["digest"], first.digest());
+    assert_eq!(events[0].1["commit_hash"], first.commit_hash());
+    assert_eq!(events[0].1["entries"], first.document().stacks.len());
+
+    // A new index with one entry less.
+    let mut document = first.document().clone();
+    document.stacks.pop();
+    document.commit_hash = "0123456789abcdef0123456789abcdef01234567".to_string();
+    state.snapshots.swap(Snapshot::new(document.clone(), None).with_published_digest("sha256:feed"));
+    let events = read_events(&mut body, 1).await;
+    assert_eq!(events[0].0, "index");
+    assert_eq!(events[0].1["commit_hash"], document.commit_hash);
+    assert_eq!(events[0].1["entries"], document.stacks.len());
+    assert_eq!(events[0].1["published_digest"], "sha256:feed");
+    assert_ne!(events[0].1["digest"], first.digest());
+
+    state.events.publish("update", &json!({"id": "7", "status": "queued"}));
+    let events = read_events(&mut body, 1).await;
+    assert_eq!(events[0], ("update".to_string(), json!({"id": "7", "status": "queued"})));
 }
