@@ -211,6 +211,33 @@ pub struct Summary {
     pub duration_ms: u64,
 }
 
+/// What [`Publisher::push_index`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexPushed {
+    /// Digest of the index manifest.
+    pub digest: String,
+    /// Whether `devfile-index:latest` now points at it and did not before.
+    pub latest_moved: bool,
+    pub manifests_pushed: usize,
+    pub manifests_unchanged: usize,
+    pub blobs_uploaded: usize,
+    pub blobs_present: usize,
+    pub bytes_uploaded: u64,
+}
+
+impl Summary {
+    /// Counts the index push in.
+    pub fn add_index(&mut self, pushed: &IndexPushed) {
+        self.index_digest = pushed.digest.clone();
+        self.index_pushed = pushed.latest_moved;
+        self.manifests_pushed += pushed.manifests_pushed;
+        self.manifests_unchanged += pushed.manifests_unchanged;
+        self.blobs_uploaded += pushed.blobs_uploaded;
+        self.blobs_present += pushed.blobs_present;
+        self.bytes_uploaded += pushed.bytes_uploaded;
+    }
+}
+
 /// Something that wants to know how far a publish got.
 pub trait PublishProgress: Send + Sync {
     /// Called once with the number of artifacts (the index included).
@@ -269,6 +296,8 @@ struct RepositoryState {
     tags: Option<HashSet<String>>,
     /// Blobs known to be in it.
     blobs: HashSet<String>,
+    /// Tags this publish pointed at a new manifest.
+    moved: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -315,7 +344,7 @@ impl Publisher {
         progress: &dyn PublishProgress,
     ) -> Result<Summary, PublishError> {
         let started = Instant::now();
-        let index = index_upload(commit_hash, index_json);
+        let index = index_upload(commit_hash, index_json, true);
         progress.start(uploads.len() as u64 + 1);
         // First request: checks the credentials and that the registry answers, before any upload.
         let current_index = self.manifest_digest(&index.repository, "latest").await?;
@@ -333,7 +362,32 @@ impl Publisher {
                 ..Summary::default()
             });
         }
+        let mut summary = self.push_artifacts_with(uploads, progress).await?;
+        let pushed = self.push_index(commit_hash, index_json, true).await?;
+        progress.artifact_done(&index.name(), pushed.bytes_uploaded);
+        summary.add_index(&pushed);
+        summary.commit_hash = commit_hash.to_string();
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(summary)
+    }
 
+    /// Pushes every upload (not the index): what [`Publisher::publish`] does before the index,
+    /// for callers that decide themselves whether `devfile-index:latest` may move.
+    pub async fn push_artifacts(
+        self: &Arc<Self>,
+        uploads: Vec<Upload>,
+        progress: &dyn PublishProgress,
+    ) -> Result<Summary, PublishError> {
+        progress.start(uploads.len() as u64);
+        self.push_artifacts_with(uploads, progress).await
+    }
+
+    async fn push_artifacts_with(
+        self: &Arc<Self>,
+        uploads: Vec<Upload>,
+        progress: &dyn PublishProgress,
+    ) -> Result<Summary, PublishError> {
+        let started = Instant::now();
         let counters = Arc::new(Counters::default());
         let total = uploads.len();
         // One task per repository, its artifacts one after the other: two uploads of the same
@@ -389,26 +443,45 @@ impl Publisher {
             }
             return Err(PublishError::Incomplete { failed, total, first: Box::new(first) });
         }
-
-        let index_pushed = current_index.as_deref() != Some(index.artifact.manifest_digest.as_str());
-        let bytes = self.push(&index, &mut RepositoryState::default(), &counters).await?;
-        progress.artifact_done(&index.name(), bytes);
-        if index_pushed {
-            tracing::info!(commit_hash, digest = %index.artifact.manifest_digest, "index pushed");
-        }
         Ok(Summary {
             registry: self.target.to_string(),
-            commit_hash: commit_hash.to_string(),
-            index_digest: index.artifact.manifest_digest.clone(),
             artifacts: total,
             manifests_pushed: counters.manifests_pushed.load(Ordering::Relaxed),
             manifests_unchanged: counters.manifests_unchanged.load(Ordering::Relaxed),
             blobs_uploaded: counters.blobs_uploaded.load(Ordering::Relaxed),
             blobs_present: counters.blobs_present.load(Ordering::Relaxed),
             bytes_uploaded: counters.bytes_uploaded.load(Ordering::Relaxed),
-            index_pushed,
             artifacts_checked: true,
             duration_ms: started.elapsed().as_millis() as u64,
+            ..Summary::default()
+        })
+    }
+
+    /// Pushes the index document of `commit_hash` to `devfile-index:<commit_hash>`, and then to
+    /// `devfile-index:latest` when `move_latest`. Call it only once every artifact the index
+    /// names is in place.
+    pub async fn push_index(
+        &self,
+        commit_hash: &str,
+        index_json: &[u8],
+        move_latest: bool,
+    ) -> Result<IndexPushed, PublishError> {
+        let index = index_upload(commit_hash, index_json, move_latest);
+        let counters = Counters::default();
+        let mut state = RepositoryState::default();
+        let bytes_uploaded = self.push(&index, &mut state, &counters).await?;
+        let latest_moved = move_latest && state.moved.contains("latest");
+        if latest_moved {
+            tracing::info!(commit_hash, digest = %index.artifact.manifest_digest, "index pushed");
+        }
+        Ok(IndexPushed {
+            digest: index.artifact.manifest_digest.clone(),
+            latest_moved,
+            manifests_pushed: counters.manifests_pushed.load(Ordering::Relaxed),
+            manifests_unchanged: counters.manifests_unchanged.load(Ordering::Relaxed),
+            blobs_uploaded: counters.blobs_uploaded.load(Ordering::Relaxed),
+            blobs_present: counters.blobs_present.load(Ordering::Relaxed),
+            bytes_uploaded,
         })
     }
 
@@ -453,6 +526,7 @@ impl Publisher {
             })
             .await?;
             tracing::info!(repository = %upload.repository, tag = %tag, digest = %artifact.manifest_digest, "manifest pushed");
+            repository.moved.insert(tag.clone());
             counters.manifests_pushed.fetch_add(1, Ordering::Relaxed);
             uploaded += artifact.manifest.len() as u64;
         }
@@ -472,7 +546,7 @@ impl Publisher {
                 None
             }
         };
-        RepositoryState { tags, blobs: HashSet::new() }
+        RepositoryState { tags, ..RepositoryState::default() }
     }
 
     /// Uploads a blob unless the repository has it. Returns the bytes uploaded.
@@ -568,13 +642,15 @@ pub fn uploads(root: &Path, sources: &[VersionSource], samples: &[SampleDevfile]
 
 /// The index document as an artifact: one `index.json` layer, tagged with the commit (when
 /// there is one) and then `latest`.
-fn index_upload(commit_hash: &str, index_json: &[u8]) -> Upload {
+fn index_upload(commit_hash: &str, index_json: &[u8], latest: bool) -> Upload {
     let layer = Blob::new(oci::INDEX_MEDIA_TYPE, index_json.to_vec());
     let mut tags = Vec::new();
     if !commit_hash.is_empty() {
         tags.push(commit_hash.to_string());
     }
-    tags.push("latest".to_string());
+    if latest {
+        tags.push("latest".to_string());
+    }
     Upload {
         repository: oci::INDEX_REPOSITORY.to_string(),
         tags,
