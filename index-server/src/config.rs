@@ -1,6 +1,7 @@
 //! The server's configuration: flags with environment fallbacks (SPEC §9).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
 use clap::builder::BoolishValueParser;
@@ -47,6 +48,11 @@ pub struct Config {
           num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub headless: bool,
 
+    /// How often the server compares what it serves with devfile-index:latest in the OCI registry
+    /// and with the head of the monitored repository (REGISTRY_REPO_URL): `30s`, `500ms`, `2m`.
+    #[arg(long, env = "REFRESH_INTERVAL", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub refresh_interval: Duration,
+
     /// The registry's name, as the viewer shows it.
     #[arg(long, env = "REGISTRY_NAME", default_value = "Community")]
     pub registry_name: String,
@@ -68,9 +74,40 @@ impl Config {
         }
     }
 
+    /// The secrets a post-merge trigger may prove it knows: UPDATE_WEBHOOK_SECRET and UPDATE_TOKEN
+    /// (environment only, never flags: command lines are visible to every user of the machine).
+    pub fn update_auth(&self) -> crate::updates::Auth {
+        let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        crate::updates::Auth { webhook_secret: non_empty("UPDATE_WEBHOOK_SECRET"), token: non_empty("UPDATE_TOKEN") }
+    }
+
+    /// The monitored repository: REGISTRY_REPO_URL at REGISTRY_REPO_BRANCH.
+    pub fn monitored(&self) -> Option<crate::updates::Remote> {
+        self.repo_url.as_deref().map(|url| crate::updates::Remote::new(url, self.reference.as_deref()))
+    }
+
     pub fn serve_options(&self) -> ServeOptions {
         ServeOptions { headless: self.headless, registry_name: self.registry_name.clone() }
     }
+}
+
+/// `30s`, `500ms`, `2m`, `1h`, or a number of seconds; at least 100 ms.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{text} is not a duration such as 30s, 500ms or 2m"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number * 60),
+        "h" => Duration::from_secs(number * 3600),
+        _ => return Err(format!("{text} is not a duration such as 30s, 500ms or 2m")),
+    };
+    if duration < Duration::from_millis(100) {
+        return Err(format!("{text} is too short: 100ms at least"));
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]
@@ -99,6 +136,19 @@ mod tests {
         assert!(!config.headless);
         let config = Config::try_parse_from(["index-server", "--repo-url", "https://git.example/r.git"]).unwrap();
         assert_eq!(config.source(), "https://git.example/r.git");
+    }
+
+    #[test]
+    fn refresh_interval() {
+        let parse =
+            |v: &str| Config::try_parse_from(["index-server", "--refresh-interval", v]).map(|c| c.refresh_interval);
+        assert_eq!(Config::try_parse_from(["index-server"]).unwrap().refresh_interval.as_secs(), 30);
+        assert_eq!(parse("500ms").unwrap().as_millis(), 500);
+        assert_eq!(parse("2m").unwrap().as_secs(), 120);
+        assert_eq!(parse("7").unwrap().as_secs(), 7);
+        for bad in ["", "s", "1d", "10ms", "-1s", "1.5s"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod routing;
 pub mod snapshot;
 mod starter_projects;
 pub mod store;
+pub mod updates;
 
 use std::sync::Arc;
 
@@ -60,6 +61,8 @@ pub struct AppState {
     pub options: Arc<ServeOptions>,
     /// Notices for `/api/events` besides index swaps (update jobs).
     pub events: Arc<EventHub>,
+    /// Update jobs and the reconciler, when the server takes updates.
+    pub updates: Option<Arc<updates::Updates>>,
 }
 
 impl AppState {
@@ -75,6 +78,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             options: Arc::new(options),
             events: Arc::new(EventHub::default()),
+            updates: None,
         }
     }
 }
@@ -108,6 +112,7 @@ pub fn app(state: AppState) -> Router {
         .route("/viewer/{*path}", get(routing::viewer))
         .route("/metrics", get(metrics::exposition))
         .route("/api/events", get(events::stream))
+        .merge(updates::routes())
         .route("/v2", get(distribution::base))
         .route("/v2/", get(distribution::base))
         .route("/v2/_catalog", get(distribution::catalog))

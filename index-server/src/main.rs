@@ -6,10 +6,14 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use index_generator::publish::Target;
+use index_generator::publish::{Publisher, Target};
 use index_server::config::Config;
 use index_server::oci::OciStore;
+use index_server::updates::{Backend, Updates};
 use index_server::{AppState, Snapshot, app, embedded};
+
+/// Artifacts pushed at once by an update.
+const PUBLISH_CONCURRENCY: usize = 16;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -38,10 +42,30 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<()> {
-    let state = match &config.oci_registry {
+    let (mut state, backend) = match &config.oci_registry {
         Some(url) => oci_mode(&config, url).await?,
         None => embedded_mode(&config).await?,
     };
+    // The embedded mode takes updates from a monitored repository only; the OCI mode also
+    // follows the registry, where other replicas publish.
+    if config.monitored().is_some() || matches!(backend, Backend::Oci { .. }) {
+        let updates = Updates::new(
+            config.monitored(),
+            backend,
+            Arc::clone(&state.snapshots),
+            Arc::clone(&state.events),
+            config.update_auth(),
+            config.refresh_interval,
+        );
+        tracing::info!(
+            monitored = updates.remote().map(|r| r.describe()),
+            refresh_interval_ms = config.refresh_interval.as_millis() as u64,
+            triggers = ?config.update_auth(),
+            "taking updates"
+        );
+        updates.start();
+        state.updates = Some(updates);
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -51,11 +75,11 @@ async fn run(config: Config) -> Result<()> {
     Ok(())
 }
 
-/// Serves what is published at `devfile-index:latest`; never pushes anything.
-async fn oci_mode(config: &Config, url: &str) -> Result<AppState> {
+/// Serves what is published at `devfile-index:latest`; never pushes anything at startup.
+async fn oci_mode(config: &Config, url: &str) -> Result<(AppState, Backend)> {
     let started = std::time::Instant::now();
     let target: Target = url.parse()?;
-    let store = OciStore::connect(target, &config.oci_credentials()).await;
+    let store = Arc::new(OciStore::connect(target.clone(), &config.oci_credentials()).await);
     let published =
         store.index().await.with_context(|| format!("cannot read the index from {url}"))?.with_context(|| {
             format!("{url} has no devfile-index:latest: publish it first with `index-generator publish`")
@@ -69,11 +93,13 @@ async fn oci_mode(config: &Config, url: &str) -> Result<AppState> {
         "loaded the published index"
     );
     let snapshot = Snapshot::new(published.document, None).with_published_digest(published.manifest_digest);
-    Ok(AppState::new(snapshot, Arc::new(store), config.serve_options()))
+    let publisher = Arc::new(Publisher::connect(target, config.oci_credentials(), PUBLISH_CONCURRENCY).await);
+    let state = AppState::new(snapshot, Arc::clone(&store) as Arc<dyn index_server::Store>, config.serve_options());
+    Ok((state, Backend::Oci { publisher, store }))
 }
 
 /// Generates the index of the source in process and serves it from memory.
-async fn embedded_mode(config: &Config) -> Result<AppState> {
+async fn embedded_mode(config: &Config) -> Result<(AppState, Backend)> {
     let source = config.source().to_string();
     let reference = config.reference.clone();
     let loaded = tokio::task::spawn_blocking(move || embedded::load(&source, reference.as_deref()))
@@ -83,8 +109,9 @@ async fn embedded_mode(config: &Config) -> Result<AppState> {
     let state = AppState::new(loaded.snapshot, loaded.store, config.serve_options());
     // Sample devfiles come from the network: serve at once, add them when they arrive.
     let snapshot = state.snapshots.current();
-    tokio::task::spawn_blocking(move || embedded::fetch_samples(&snapshot, &store));
-    Ok(state)
+    let samples_store = Arc::clone(&store);
+    tokio::task::spawn_blocking(move || embedded::fetch_samples(&snapshot, &samples_store));
+    Ok((state, Backend::Local { store }))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM; requests in flight are finished first.

@@ -58,6 +58,12 @@ impl OciStore {
         &self.target
     }
 
+    /// Forgets every tag → manifest lookup, so that the next request for a tag asks the registry:
+    /// called when a new index is served, whose stack versions may have moved.
+    pub fn forget_tags(&self) {
+        self.by_tag.invalidate_all();
+    }
+
     /// The digest of the manifest at `devfile-index:latest` (a HEAD request), `None` when the
     /// registry has no index yet.
     pub async fn index_digest(&self) -> Result<Option<String>, StoreError> {
@@ -71,8 +77,14 @@ impl OciStore {
 
     /// Reads and parses the index document at `devfile-index:latest`; `None` when there is none.
     pub async fn index(&self) -> Result<Option<PublishedIndex>, StoreError> {
-        let Some(manifest) = self.fetch_manifest(oci::INDEX_REPOSITORY, "latest").await? else { return Ok(None) };
-        let what = format!("{}:latest", oci::INDEX_REPOSITORY);
+        self.index_at("latest").await
+    }
+
+    /// Reads and parses the index document at `devfile-index:<reference>` (a tag or a digest);
+    /// `None` when there is none.
+    pub async fn index_at(&self, reference: &str) -> Result<Option<PublishedIndex>, StoreError> {
+        let Some(manifest) = self.fetch_manifest(oci::INDEX_REPOSITORY, reference).await? else { return Ok(None) };
+        let what = format!("{}:{reference}", oci::INDEX_REPOSITORY);
         let parsed: oci::Manifest = serde_json::from_slice(&manifest.bytes)
             .map_err(|e| StoreError::BadManifest(what.clone(), e.to_string()))?;
         let layer = parsed

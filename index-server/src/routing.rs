@@ -14,8 +14,9 @@ use crate::error::ApiError;
 
 /// URLs longer than this (path and query) are refused with 414.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
-/// Request bodies larger than this are refused with 413. The API takes no bodies today.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Request bodies larger than this are refused with 413. Only the update trigger takes a body
+/// (a GitHub push event lists at most 20 commits).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A GET (and HEAD) route; any other method is 405.
 pub fn get<H, T>(handler: H) -> routing::MethodRouter<AppState>
@@ -26,7 +27,7 @@ where
     routing::get(handler).fallback(method_not_allowed)
 }
 
-async fn method_not_allowed() -> ApiError {
+pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 

@@ -954,3 +954,19 @@ async fn events_announce_the_current_index_then_every_swap_and_notices() {
     let events = read_events(&mut body, 1).await;
     assert_eq!(events[0], ("update".to_string(), json!({"id": "7", "status": "queued"})));
 }
+
+#[tokio::test]
+async fn a_server_of_a_folder_takes_no_updates() {
+    let state = default_registry();
+    for request in [
+        Request::get("/api/updates").body(Body::empty()).unwrap(),
+        Request::get("/api/updates/1").body(Body::empty()).unwrap(),
+        Request::post("/api/updates").header("authorization", "Bearer x").body(Body::from("{}")).unwrap(),
+    ] {
+        let reply = send(state, request).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND);
+        assert!(reply.json()["message"].as_str().unwrap().contains("takes no updates"));
+    }
+    let reply = send(state, Request::delete("/api/updates").body(Body::empty()).unwrap()).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+}

@@ -15,6 +15,7 @@ pub mod index;
 pub mod last_modified;
 pub mod oci;
 pub mod stack_yaml;
+pub mod updates;
 
 /// Our JSON Schema (draft 7) of the index document, the contract of `index.json`.
 pub const INDEX_JSON_SCHEMA: &str = include_str!("../json/index.schema.json");

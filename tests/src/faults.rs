@@ -196,6 +196,11 @@ impl FaultyProxy {
     pub fn clear(&self) {
         self.state.seen.lock().expect("seen lock").clear();
     }
+
+    /// Drops the faults not used up yet: from now on every request is forwarded faithfully.
+    pub fn remove_faults(&self) {
+        self.state.faults.lock().expect("faults lock").clear();
+    }
 }
 
 impl Drop for FaultyProxy {

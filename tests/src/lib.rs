@@ -1,16 +1,19 @@
 //! Helpers shared by the end-to-end and golden tests: where the fixtures are, real Git
 //! repositories built in temporary folders with fixed authors and dates (so commit hashes are
 //! the same on every machine and every run), a real OCI registry ([`registry`]), a proxy that
-//! makes it misbehave on demand ([`faults`]) and third-party clients to read it with ([`oras`]).
+//! makes it misbehave on demand ([`faults`]), third-party clients to read it with ([`oras`]) and
+//! the server binary as a process ([`server`]).
 //! No mocks: every component is the real program.
 
 pub mod faults;
 pub mod oras;
 pub mod registry;
+pub mod server;
 
 pub use faults::{Fault, FaultyProxy, Seen};
 pub use oras::{oras_pull, skopeo_inspect_raw};
 pub use registry::{Registry, RegistryOptions};
+pub use server::ServerProcess;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

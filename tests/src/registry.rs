@@ -34,7 +34,9 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// and when its standard input closes kills it and deletes its folder (a static's `TempDir` is
 /// never dropped). The wrapper closes its own standard error so that end-of-file on the pipe
 /// means "the registry exited"; waiting for the wrapper is waiting for the registry.
-const WRAPPER: &str = r#""$1" serve "$2" </dev/null & exec 2>&-; read -r line; kill $!; wait $!; rm -rf "$3""#;
+/// A line `keep` on the pipe stops the registry and keeps its folder ([`Registry::stop`]).
+const WRAPPER: &str =
+    r#""$1" serve "$2" </dev/null & exec 2>&-; read -r line; kill $!; wait $!; [ "$line" = keep ] || rm -rf "$3""#;
 
 /// How to start a private registry.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +50,7 @@ pub struct Registry {
     addr: SocketAddr,
     dir: TempDir,
     credentials: Option<(String, String)>,
+    options: RegistryOptions,
     /// The `sh` wrapper; `None` once killed.
     process: Option<Child>,
     log: Arc<Mutex<String>>,
@@ -68,8 +71,18 @@ impl Registry {
             "{BINARY} is missing: install it with scripts/setup.sh (Debian package docker-registry)"
         );
         let dir = temp_dir();
-        let config = dir.path().join("config.yml");
-        std::fs::write(&config, config_yaml(dir.path(), options.htpasswd.as_ref()))
+        let unknown = SocketAddr::from(([127, 0, 0, 1], 0));
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut registry =
+            Registry { addr: unknown, dir, credentials: options.htpasswd.clone(), options, process: None, log };
+        registry.spawn();
+        registry
+    }
+
+    /// Starts the registry process on `self.addr` (port 0: any free port) with `self.dir`.
+    fn spawn(&mut self) {
+        let config = self.dir.path().join("config.yml");
+        std::fs::write(&config, config_yaml(self.dir.path(), self.options.htpasswd.as_ref(), self.addr))
             .expect("writing the registry config");
 
         let mut command = Command::new("sh");
@@ -82,27 +95,41 @@ impl Registry {
         let mut process = command
             .args(["-c", WRAPPER, "registry-wrapper", BINARY])
             .arg(&config)
-            .arg(dir.path())
+            .arg(self.dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawning sh to run the registry");
-        let log = Arc::new(Mutex::new(String::new()));
-        let port = read_port(process.stderr.take().expect("stderr is piped"), log.clone());
-
-        // From here on, a panic drops `registry`, which kills the process.
-        let unknown = SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut registry = Registry { addr: unknown, dir, credentials: options.htpasswd, process: Some(process), log };
+        let port = read_port(process.stderr.take().expect("stderr is piped"), self.log.clone());
+        // From here on, a panic drops the registry, which kills the process.
+        self.process = Some(process);
         // A registry that exits (a bad config) closes the channel at once.
         match port.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(addr) => registry.addr = addr,
-            Err(_) => panic!("the registry did not print its port; its log:\n{}", registry.log()),
+            Ok(addr) => self.addr = addr,
+            Err(_) => panic!("the registry did not print its port; its log:\n{}", self.log()),
         }
-        if let Err(e) = registry.wait_ready() {
-            panic!("the registry on {} is not ready: {e}; its log:\n{}", registry.addr, registry.log());
+        if let Err(e) = self.wait_ready() {
+            panic!("the registry on {} is not ready: {e}; its log:\n{}", self.addr, self.log());
         }
-        registry
+    }
+
+    /// Stops the registry and keeps what it stores, so that [`Registry::restart`] brings it back
+    /// as it was: a registry that is down for a while. Idempotent.
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            use std::io::Write;
+            if let Some(mut stdin) = process.stdin.take() {
+                let _ = stdin.write_all(b"keep\n");
+            }
+            let _ = process.wait();
+        }
+    }
+
+    /// Starts a stopped registry again, on the same port with the same storage.
+    pub fn restart(&mut self) {
+        assert!(self.process.is_none(), "the registry is running");
+        self.spawn();
     }
 
     /// `127.0.0.1:PORT`, the host part of references to this registry.
@@ -242,7 +269,7 @@ fn temp_dir() -> TempDir {
 }
 
 /// The registry config (JSON is YAML, and serde quotes the paths for us).
-fn config_yaml(dir: &Path, htpasswd: Option<&(String, String)>) -> String {
+fn config_yaml(dir: &Path, htpasswd: Option<&(String, String)>, addr: SocketAddr) -> String {
     let secret = format!(
         "tests-{}-{}",
         std::process::id(),
@@ -258,7 +285,7 @@ fn config_yaml(dir: &Path, htpasswd: Option<&(String, String)>) -> String {
         },
         // Upload `Location`s stay absolute, as most registries send them: the fault proxy
         // rewrites them, and clients must cope with both forms anyway.
-        "http": { "addr": "127.0.0.1:0", "secret": secret },
+        "http": { "addr": addr.to_string(), "secret": secret },
     });
     if let Some((user, password)) = htpasswd {
         let path = dir.join("htpasswd");
@@ -339,7 +366,7 @@ pub(crate) fn http_client() -> reqwest::Client {
 /// Runs `future` on a fresh single-threaded runtime in a thread of its own, so that the helpers
 /// work from plain `#[test]`s and from inside `#[tokio::test]`s alike (a runtime can neither be
 /// nested nor dropped inside another).
-pub(crate) fn block_on<F>(future: F) -> F::Output
+pub fn block_on<F>(future: F) -> F::Output
 where
     F: Future + Send,
     F::Output: Send,
