@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use tokio_stream::{Stream, StreamExt};
 
@@ -33,11 +33,14 @@ pub struct Notice {
 #[derive(Debug)]
 pub struct EventHub {
     sender: broadcast::Sender<Notice>,
+    /// Set when the server shuts down: every event stream ends, so that open pages do not hold
+    /// a graceful shutdown forever.
+    closing: watch::Sender<bool>,
 }
 
 impl Default for EventHub {
     fn default() -> EventHub {
-        EventHub { sender: broadcast::Sender::new(BACKLOG) }
+        EventHub { sender: broadcast::Sender::new(BACKLOG), closing: watch::Sender::new(false) }
     }
 }
 
@@ -51,6 +54,11 @@ impl EventHub {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
         self.sender.subscribe()
+    }
+
+    /// Ends every event stream, now and for later subscribers.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 }
 
@@ -77,13 +85,16 @@ impl<'a> IndexEvent<'a> {
 
 pub async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let notices = BroadcastStream::new(state.events.subscribe()).filter_map(|notice| match notice {
-        Ok(notice) => Some(Event::default().event(notice.name).data(notice.data)),
+        Ok(notice) => Some(Some(Event::default().event(notice.name).data(notice.data))),
         // Lagged: the subscriber missed some notices; the next index event still tells the truth.
         Err(_) => None,
     });
     let snapshots = WatchStream::new(state.snapshots.subscribe()).map(|snapshot: Arc<Snapshot>| {
         let data = serde_json::to_string(&IndexEvent::of(&snapshot)).expect("event data serializes");
-        Event::default().event("index").data(data)
+        Some(Event::default().event("index").data(data))
     });
-    Sse::new(snapshots.merge(notices).map(Ok)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    // `None` ends the stream.
+    let closing = WatchStream::new(state.events.closing.subscribe()).filter(|closing| *closing).map(|_| None);
+    let events = snapshots.merge(notices).merge(closing).take_while(Option::is_some).filter_map(|e| e.map(Ok));
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

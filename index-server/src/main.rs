@@ -70,7 +70,13 @@ async fn run(config: Config) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %config.listen, headless = config.headless, "serving the registry");
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await.context("the server failed")?;
+    let events = Arc::clone(&state.events);
+    let stopping = async move {
+        shutdown().await;
+        // Open event streams would hold the graceful shutdown forever.
+        events.close();
+    };
+    axum::serve(listener, app(state)).with_graceful_shutdown(stopping).await.context("the server failed")?;
     tracing::info!("stopped");
     Ok(())
 }

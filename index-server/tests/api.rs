@@ -953,6 +953,13 @@ async fn events_announce_the_current_index_then_every_swap_and_notices() {
     state.events.publish("update", &json!({"id": "7", "status": "queued"}));
     let events = read_events(&mut body, 1).await;
     assert_eq!(events[0], ("update".to_string(), json!({"id": "7", "status": "queued"})));
+
+    // At shutdown every stream ends.
+    state.events.close();
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), tokio_stream::StreamExt::next(&mut body))
+        .await
+        .expect("the stream ends at once");
+    assert!(end.is_none(), "{end:?}");
 }
 
 #[tokio::test]

@@ -588,3 +588,35 @@ async fn the_embedded_mode_takes_updates_from_a_monitored_repository() {
     // Files of the new commit are served too.
     assert_eq!(client.get("/stacks/go-next/devfile.yaml").await.0, 200);
 }
+
+#[test]
+fn sigterm_stops_the_server_even_with_event_streams_open() {
+    use std::io::{Read, Write};
+    let source = workspace().join("stacks");
+    let mut server = ServerProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_index-server")),
+        &["--source", source.to_str().unwrap()],
+        &[],
+    );
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    write!(stream, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("event: index") {
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0, "the stream closed early");
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    let (done, finished) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let clean = server.terminate();
+        let _ = done.send(clean);
+        server
+    });
+    let clean = finished.recv_timeout(Duration::from_secs(15)).expect("the server stops within 15 s of SIGTERM");
+    let server = waiter.join().unwrap();
+    assert!(clean, "the server exits successfully; its log:\n{}", server.log());
+    // The stream was ended by the server, not cut.
+    let rest = stream.read_to_end(&mut seen);
+    assert!(rest.is_ok(), "{rest:?}");
+}
