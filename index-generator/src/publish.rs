@@ -298,6 +298,9 @@ struct RepositoryState {
     blobs: HashSet<String>,
     /// Tags this publish pointed at a new manifest.
     moved: HashSet<String>,
+    /// The registry does not know the repository: none of its blobs can be there, so they are
+    /// uploaded without a lookup each.
+    unknown: bool,
 }
 
 #[derive(Default)]
@@ -511,7 +514,7 @@ impl Publisher {
                     if present.contains(&blob.digest) {
                         continue;
                     }
-                    uploaded += self.push_blob(&upload.repository, blob, counters).await?;
+                    uploaded += self.push_blob(&upload.repository, blob, repository.unknown, counters).await?;
                     present.insert(blob.digest.clone());
                 }
                 blobs_checked = true;
@@ -538,26 +541,34 @@ impl Publisher {
     /// which spares a lookup per new tag), or nothing when the registry will not list them.
     async fn repository_state(&self, repository: &str) -> RepositoryState {
         let reference = self.target.reference(repository, "latest");
-        let tags = match self.client.list_tags(&reference, &self.auth, None, None).await {
-            Ok(response) => Some(response.tags.into_iter().collect()),
-            Err(e) if is_not_found(&e) => Some(HashSet::new()),
+        let (tags, unknown) = match self.client.list_tags(&reference, &self.auth, None, None).await {
+            Ok(response) => (Some(response.tags.into_iter().collect()), false),
+            Err(e) if is_not_found(&e) => (Some(HashSet::new()), true),
             Err(e) => {
                 tracing::debug!(repository, error = %e, "cannot list tags; looking each one up");
-                None
+                (None, false)
             }
         };
-        RepositoryState { tags, ..RepositoryState::default() }
+        RepositoryState { tags, unknown, ..RepositoryState::default() }
     }
 
-    /// Uploads a blob unless the repository has it. Returns the bytes uploaded.
-    async fn push_blob(&self, repository: &str, blob: &Blob, counters: &Counters) -> Result<u64, PublishError> {
+    /// Uploads a blob unless the repository has it (not looked up when `absent`). Returns the
+    /// bytes uploaded.
+    async fn push_blob(
+        &self,
+        repository: &str,
+        blob: &Blob,
+        absent: bool,
+        counters: &Counters,
+    ) -> Result<u64, PublishError> {
         // A blob is looked up and uploaded through the repository; the tag is not used.
         let reference = self.target.reference(repository, "latest");
-        let exists = self
-            .retry(&format!("checking blob {} in {repository}", blob.digest), || {
-                self.client.blob_exists(&reference, &blob.digest)
-            })
-            .await?;
+        let exists = !absent
+            && self
+                .retry(&format!("checking blob {} in {repository}", blob.digest), || {
+                    self.client.blob_exists(&reference, &blob.digest)
+                })
+                .await?;
         if exists {
             counters.blobs_present.fetch_add(1, Ordering::Relaxed);
             return Ok(0);
