@@ -161,22 +161,36 @@ fn publish(args: &SourceArgs, registry: &RegistryArgs, concurrency: usize, json:
     if args.strict && generated.errors() > 0 {
         anyhow::bail!("{} error(s) in {}; --strict publishes nothing", generated.errors(), args.source);
     }
-    let (samples, problems) = samples::fetch(&generated.document, args.strict);
-    for problem in &problems {
-        eprintln!("{problem}");
-    }
-    if problems.iter().any(|p| p.is_error()) {
-        anyhow::bail!("{} sample devfile(s) cannot be fetched; --strict publishes nothing", problems.len());
-    }
-    let uploads = publish::uploads(&checkout.root, &generated.sources, &samples).context("cannot pack the stacks")?;
     let index_json = generated.document.to_pretty_json();
+    let commit_hash = &generated.document.commit_hash;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let publisher = Arc::new(runtime.block_on(Publisher::connect(target, credentials, concurrency)).verify(verify));
-    let bar = PublishBar::new(uploads.iter().map(|u| u.artifact.size()).sum());
-    let summary = runtime
-        .block_on(publisher.publish(uploads, &generated.document.commit_hash, index_json.as_bytes(), &bar))
+    // The registry already serving this very index is the common case of a re-run: nothing to
+    // fetch, pack or upload (sample devfiles are not fetched again either: --verify does).
+    let (_, stack_versions, _, _) = generated.counts();
+    let unchanged = runtime
+        .block_on(publisher.unchanged(commit_hash, index_json.as_bytes(), stack_versions))
         .with_context(|| format!("cannot publish to {}", publisher.target()))?;
-    bar.bar.finish_and_clear();
+    let summary = match unchanged {
+        Some(summary) => summary,
+        None => {
+            let (samples, problems) = samples::fetch(&generated.document, args.strict);
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            if problems.iter().any(|p| p.is_error()) {
+                anyhow::bail!("{} sample devfile(s) cannot be fetched; --strict publishes nothing", problems.len());
+            }
+            let uploads =
+                publish::uploads(&checkout.root, &generated.sources, &samples).context("cannot pack the stacks")?;
+            let bar = PublishBar::new(uploads.iter().map(|u| u.artifact.size()).sum());
+            let summary = runtime
+                .block_on(publisher.publish(uploads, commit_hash, index_json.as_bytes(), &bar))
+                .with_context(|| format!("cannot publish to {}", publisher.target()))?;
+            bar.bar.finish_and_clear();
+            summary
+        }
+    };
     let index_state = match (summary.index_pushed, summary.artifacts_checked) {
         (true, _) => "pushed",
         (false, true) => "unchanged",

@@ -350,20 +350,9 @@ impl Publisher {
         let index = index_upload(commit_hash, index_json, true);
         progress.start(uploads.len() as u64 + 1);
         // First request: checks the credentials and that the registry answers, before any upload.
-        let current_index = self.manifest_digest(&index.repository, "latest").await?;
-        if !self.verify && current_index.as_deref() == Some(index.artifact.manifest_digest.as_str()) {
-            // The index is only ever pushed after all of its artifacts: they are in place.
-            tracing::info!(digest = %index.artifact.manifest_digest, "the registry already has this index");
+        if let Some(summary) = self.unchanged(commit_hash, index_json, uploads.len()).await? {
             progress.artifact_done(&index.name(), 0);
-            return Ok(Summary {
-                registry: self.target.to_string(),
-                commit_hash: commit_hash.to_string(),
-                index_digest: index.artifact.manifest_digest.clone(),
-                artifacts: uploads.len(),
-                manifests_unchanged: uploads.iter().chain([&index]).map(|u| u.tags.len()).sum(),
-                duration_ms: started.elapsed().as_millis() as u64,
-                ..Summary::default()
-            });
+            return Ok(summary);
         }
         let mut summary = self.push_artifacts_with(uploads, progress).await?;
         let pushed = self.push_index(commit_hash, index_json, true).await?;
@@ -372,6 +361,33 @@ impl Publisher {
         summary.commit_hash = commit_hash.to_string();
         summary.duration_ms = started.elapsed().as_millis() as u64;
         Ok(summary)
+    }
+
+    /// When `devfile-index:latest` already holds this very index (and `--verify` is off): the
+    /// summary of a publish that has nothing to do, since an index is only ever pushed after all
+    /// of its `artifacts` (counted for the summary). One HEAD request; callers can skip packing.
+    pub async fn unchanged(
+        &self,
+        commit_hash: &str,
+        index_json: &[u8],
+        artifacts: usize,
+    ) -> Result<Option<Summary>, PublishError> {
+        let started = Instant::now();
+        let index = index_upload(commit_hash, index_json, true);
+        let current = self.manifest_digest(&index.repository, "latest").await?;
+        if self.verify || current.as_deref() != Some(index.artifact.manifest_digest.as_str()) {
+            return Ok(None);
+        }
+        tracing::info!(digest = %index.artifact.manifest_digest, "the registry already has this index");
+        Ok(Some(Summary {
+            registry: self.target.to_string(),
+            commit_hash: commit_hash.to_string(),
+            index_digest: index.artifact.manifest_digest.clone(),
+            artifacts,
+            manifests_unchanged: artifacts + index.tags.len(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            ..Summary::default()
+        }))
     }
 
     /// Pushes every upload (not the index): what [`Publisher::publish`] does before the index,
