@@ -37,6 +37,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 pub use error::ApiError;
 pub use events::EventHub;
 pub use metrics::Metrics;
+pub use routing::MAX_BODY_BYTES;
 pub use snapshot::{Snapshot, SnapshotCell};
 pub use store::{LocalStore, Store, StoreError};
 
