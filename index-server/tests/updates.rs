@@ -6,218 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hmac::{KeyInit, Mac};
-use index_generator::publish::{Credentials, NoPublishProgress, Publisher, Target};
 use schemas::updates::{ChangeKind, UpdateJob, UpdateStatus};
-use serde_json::{Value, json};
-use tempfile::TempDir;
+use serde_json::json;
 use tests::faults::Method;
-use tests::{Fault, FaultyProxy, GitRepo, Registry, RegistryOptions, ServerProcess, copy_tree, workspace};
+use tests::updates::{Client, SECRET, TOKEN, World, add_stack, edit, sign};
+use tests::{Fault, FaultyProxy, ServerProcess, workspace};
 
-const SECRET: &str = "merge-secret-for-tests";
-const TOKEN: &str = "token-for-tests";
-
-/// A monitored repository (a copy of the default registry in `stacks/`, on branch `main`) whose
-/// first commit is published to a private registry.
-struct World {
-    registry: Registry,
-    dir: TempDir,
-    repo: GitRepo,
-    commits: usize,
-}
-
-impl World {
-    fn new() -> World {
-        let registry = Registry::start(RegistryOptions::default());
-        let dir = tempfile::tempdir().unwrap();
-        copy_tree(&workspace().join("stacks"), dir.path()).unwrap();
-        let repo = GitRepo::init(dir.path()).unwrap();
-        repo.commit_all("2025-03-01T10:00:00+00:00", "the default registry").unwrap();
-        let world = World { registry, dir, repo, commits: 1 };
-        world.publish_head();
-        world
-    }
-
-    fn path(&self) -> &str {
-        self.dir.path().to_str().unwrap()
-    }
-
-    /// Publishes the head of the repository as `index-generator publish` does.
-    fn publish_head(&self) {
-        let checkout = index_generator::source::open(self.path(), None).unwrap();
-        let schemas = index_generator::DevfileSchemas::new();
-        let generated = index_generator::generate(
-            &checkout,
-            &schemas,
-            index_generator::Options::default(),
-            &index_generator::NoProgress,
-        )
-        .unwrap();
-        let uploads = index_generator::publish::uploads(&checkout.root, &generated.sources, &[]).unwrap();
-        let target: Target = self.registry.url().parse().unwrap();
-        tests::registry::block_on(async {
-            let publisher = Arc::new(Publisher::connect(target, Credentials::Anonymous, 8).await);
-            let json = generated.document.to_pretty_json();
-            publisher.publish(uploads, &checkout.commit_hash, json.as_bytes(), &NoPublishProgress).await.unwrap();
-        });
-    }
-
-    /// Edits files with `change` (given the registry root), commits everything, returns the commit.
-    fn commit(&mut self, message: &str, change: impl FnOnce(&Path)) -> String {
-        change(self.dir.path());
-        self.commits += 1;
-        let date = format!("2025-03-{:02}T10:{:02}:00+00:00", 1 + self.commits / 60, self.commits % 60);
-        self.repo.commit_all(&date, message).unwrap()
-    }
-
-    fn head(&self) -> String {
-        self.repo.git(&["rev-parse", "HEAD"], None).unwrap()
-    }
-
-    /// The commit of the index at `devfile-index:latest`.
-    fn published_commit(&self) -> String {
-        let (manifest, _) = self.registry.manifest("devfile-index", "latest").expect("an index is published");
-        let manifest: Value = serde_json::from_slice(&manifest).unwrap();
-        let layer = manifest["layers"][0]["digest"].as_str().unwrap();
-        let index: Value = serde_json::from_slice(&self.registry.blob("devfile-index", layer)).unwrap();
-        index["commit_hash"].as_str().unwrap_or_default().to_string()
-    }
-
-    /// A server in OCI mode on this registry; monitoring the repository when `monitored`.
-    fn server(&self, monitored: bool, refresh: &str) -> ServerProcess {
-        let url = self.registry.url();
-        let mut env = vec![
-            ("OCI_REGISTRY_URL", url.as_str()),
-            ("UPDATE_WEBHOOK_SECRET", SECRET),
-            ("UPDATE_TOKEN", TOKEN),
-            ("REFRESH_INTERVAL", refresh),
-        ];
-        if monitored {
-            env.extend([("REGISTRY_REPO_URL", self.path()), ("REGISTRY_REPO_BRANCH", "main")]);
-        }
-        ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_index-server")), &[], &env)
-    }
-}
-
-/// Adds a copy of the `go` stack named `name`.
-fn add_stack(root: &Path, name: &str) {
-    let folder = root.join("stacks").join(name);
-    std::fs::create_dir_all(&folder).unwrap();
-    let devfile = std::fs::read_to_string(root.join("stacks/go/devfile.yaml")).unwrap();
-    std::fs::write(folder.join("devfile.yaml"), devfile.replace("name: go\n", &format!("name: {name}\n"))).unwrap();
-}
-
-/// Replaces `from` with `to` in a file of the registry.
-fn edit(root: &Path, file: &str, from: &str, to: &str) {
-    let path = root.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} has no {from:?}");
-    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
-}
-
-/// HTTP against one server.
-struct Client {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Client {
-    fn of(server: &ServerProcess) -> Client {
-        Client { base: server.url(), http: reqwest::Client::builder().no_proxy().build().unwrap() }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    }
-
-    async fn json(&self, path: &str) -> Value {
-        let (status, body) = self.get(path).await;
-        assert_eq!(status, 200, "GET {path}: {body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    /// The stack and sample names of `/v2index/all`.
-    async fn names(&self) -> Vec<String> {
-        let index = self.json("/v2index/all").await;
-        index.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()).collect()
-    }
-
-    /// The commit of the index being served (from `/metrics`).
-    async fn served_commit(&self) -> String {
-        let (_, metrics) = self.get("/metrics").await;
-        let line = metrics.lines().find(|l| l.starts_with("registry_snapshot_info{")).expect("snapshot info");
-        let start = line.find("commit_hash=\"").unwrap() + "commit_hash=\"".len();
-        line[start..start + line[start..].find('"').unwrap()].to_string()
-    }
-
-    async fn post(&self, body: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, Value) {
-        let mut request = self.http.post(format!("{}/api/updates", self.base)).body(body.to_string());
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_string());
-        let body = response.text().await.unwrap();
-        (status, location, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")))
-    }
-
-    /// A trigger with the bearer token; returns the job.
-    async fn trigger(&self, commit: &str, stacks: &[&str]) -> UpdateJob {
-        let body = json!({ "commit": commit, "stacks": stacks }).to_string();
-        let (status, location, job) = self
-            .post(&body, &[("authorization", &format!("Bearer {TOKEN}")), ("content-type", "application/json")])
-            .await;
-        assert!(status == 202 || status == 200, "{status}: {job}");
-        let job: UpdateJob = serde_json::from_value(job).unwrap();
-        assert_eq!(location.as_deref(), Some(format!("/api/updates/{}", job.id).as_str()));
-        job
-    }
-
-    /// A trigger signed with the webhook secret.
-    async fn trigger_signed(&self, body: &str, headers: &[(&str, &str)]) -> (u16, Value) {
-        let signature = sign(body);
-        let mut all = vec![("x-hub-signature-256", signature.as_str())];
-        all.extend_from_slice(headers);
-        let (status, _, value) = self.post(body, &all).await;
-        (status, value)
-    }
-
-    /// Polls a job until it is final.
-    async fn wait(&self, id: &str) -> UpdateJob {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let job: UpdateJob = serde_json::from_value(self.json(&format!("/api/updates/{id}")).await).unwrap();
-            if job.status.is_final() {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "update {id} did not finish: {job:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Polls until the server serves `commit`.
-    async fn wait_for_commit(&self, commit: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.served_commit().await != commit {
-            assert!(
-                Instant::now() < deadline,
-                "{} still serves {} instead of {commit}",
-                self.base,
-                self.served_commit().await
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-fn sign(body: &str) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
-}
+const BIN: &str = env!("CARGO_BIN_EXE_index-server");
 
 fn assert_live(job: &UpdateJob, server: &ServerProcess) {
     assert_eq!(job.status, UpdateStatus::Live, "{job:#?}\nserver log:\n{}", server.log());
@@ -225,7 +20,7 @@ fn assert_live(job: &UpdateJob, server: &ServerProcess) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_merge_adds_changes_and_removes_stacks() {
-    let mut world = World::new();
+    let mut world = World::new(Path::new(BIN));
     let server = world.server(true, "1h");
     let client = Client::of(&server);
     let before = client.names().await;
@@ -295,7 +90,7 @@ async fn a_merge_adds_changes_and_removes_stacks() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_devfile_fails_the_update_and_the_old_index_stays() {
-    let mut world = World::new();
+    let mut world = World::new(Path::new(BIN));
     let server = world.server(true, "300ms");
     let client = Client::of(&server);
     let good = world.head();
@@ -332,7 +127,7 @@ async fn an_invalid_devfile_fails_the_update_and_the_old_index_stays() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn triggers_are_authenticated_and_github_push_events_understood() {
-    let mut world = World::new();
+    let mut world = World::new(Path::new(BIN));
     let server = world.server(true, "1h");
     let client = Client::of(&server);
     let commit = world.commit("add go-next", |root| add_stack(root, "go-next"));
@@ -399,7 +194,7 @@ async fn triggers_are_authenticated_and_github_push_events_understood() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_storm_of_twenty_merges_ends_on_the_newest_with_nothing_half_applied() {
-    let mut world = World::new();
+    let mut world = World::new(Path::new(BIN));
     let server = world.server(true, "1h");
     let client = Arc::new(Client::of(&server));
     let stacks = client.names().await.len();
@@ -461,7 +256,7 @@ async fn a_storm_of_twenty_merges_ends_on_the_newest_with_nothing_half_applied()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_registry_that_goes_down_fails_the_update_and_the_reconciler_recovers() {
-    let mut world = World::new();
+    let mut world = World::new(Path::new(BIN));
     let server = world.server(true, "500ms");
     let client = Client::of(&server);
     let good = world.head();
@@ -483,7 +278,7 @@ async fn a_registry_that_goes_down_fails_the_update_and_the_reconciler_recovers(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_killed_in_the_middle_of_an_update_converges_after_a_restart() {
-    let mut world = World::new();
+    let mut world = World::new(Path::new(BIN));
     let before = world.head();
     // The server reaches the registry through a proxy that holds manifest uploads back, so that
     // the kill lands while the update is publishing.
@@ -496,7 +291,7 @@ async fn a_server_killed_in_the_middle_of_an_update_converges_after_a_restart() 
         ("REGISTRY_REPO_URL", world.path()),
         ("REGISTRY_REPO_BRANCH", "main"),
     ];
-    let mut server = ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_index-server")), &[], &env);
+    let mut server = ServerProcess::start(Path::new(BIN), &[], &env);
     let client = Client::of(&server);
     let commit = world.commit("add two stacks", |root| {
         add_stack(root, "go-next");
@@ -531,7 +326,7 @@ async fn a_server_killed_in_the_middle_of_an_update_converges_after_a_restart() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_share_the_registry_and_latest_never_moves_back() {
-    let mut world = World::new();
+    let mut world = World::new(Path::new(BIN));
     let receiver = world.server(true, "1h");
     let follower = world.server(false, "300ms");
     let (a, b) = (Client::of(&receiver), Client::of(&follower));
@@ -569,9 +364,9 @@ async fn replicas_share_the_registry_and_latest_never_moves_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_embedded_mode_takes_updates_from_a_monitored_repository() {
-    let mut world = World::new();
+    let mut world = World::new(Path::new(BIN));
     let server = ServerProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_index-server")),
+        Path::new(BIN),
         &[],
         &[("REGISTRY_REPO_URL", world.path()), ("REGISTRY_REPO_BRANCH", "main"), ("UPDATE_TOKEN", TOKEN)],
     );
@@ -593,11 +388,7 @@ async fn the_embedded_mode_takes_updates_from_a_monitored_repository() {
 fn sigterm_stops_the_server_even_with_event_streams_open() {
     use std::io::{Read, Write};
     let source = workspace().join("stacks");
-    let mut server = ServerProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_index-server")),
-        &["--source", source.to_str().unwrap()],
-        &[],
-    );
+    let mut server = ServerProcess::start(Path::new(BIN), &["--source", source.to_str().unwrap()], &[]);
     let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
     write!(stream, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut seen = Vec::new();

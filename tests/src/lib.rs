@@ -2,13 +2,15 @@
 //! repositories built in temporary folders with fixed authors and dates (so commit hashes are
 //! the same on every machine and every run), a real OCI registry ([`registry`]), a proxy that
 //! makes it misbehave on demand ([`faults`]), third-party clients to read it with ([`oras`]) and
-//! the server binary as a process ([`server`]).
+//! the server binary as a process ([`server`]), and the monitored repository of dynamic updates
+//! with a client that triggers them ([`updates`]).
 //! No mocks: every component is the real program.
 
 pub mod faults;
 pub mod oras;
 pub mod registry;
 pub mod server;
+pub mod updates;
 
 pub use faults::{Fault, FaultyProxy, Seen};
 pub use oras::{oras_pull, skopeo_inspect_raw};

@@ -1,0 +1,230 @@
+//! Dynamic updates as a test sees them: a monitored Git repository in a temporary folder whose
+//! first commit is published to a real registry ([`World`]), `index-server` processes on it, and
+//! an HTTP client that sends triggers as a post-merge workflow does and polls jobs ([`Client`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hmac::{KeyInit, Mac};
+use index_generator::publish::{Credentials, NoPublishProgress, Publisher, Target};
+use schemas::updates::UpdateJob;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::{GitRepo, Registry, RegistryOptions, ServerProcess, copy_tree, workspace};
+
+/// The webhook secret servers of a [`World`] check signatures with.
+pub const SECRET: &str = "merge-secret-for-tests";
+/// The bearer token servers of a [`World`] accept.
+pub const TOKEN: &str = "token-for-tests";
+
+/// A monitored repository (a copy of a registry folder, on branch `main`) whose first commit is
+/// published to a private registry, and the server binary to run on it.
+pub struct World {
+    pub registry: Registry,
+    pub dir: TempDir,
+    pub repo: GitRepo,
+    binary: PathBuf,
+    commits: usize,
+}
+
+impl World {
+    /// The default registry (`stacks/`) with `binary` (`env!("CARGO_BIN_EXE_index-server")`).
+    pub fn new(binary: &Path) -> World {
+        World::of(&workspace().join("stacks"), binary)
+    }
+
+    /// A copy of the registry folder `source`, committed and published.
+    pub fn of(source: &Path, binary: &Path) -> World {
+        let registry = Registry::start(RegistryOptions::default());
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(source, dir.path()).unwrap();
+        let repo = GitRepo::init(dir.path()).unwrap();
+        repo.commit_all("2025-03-01T10:00:00+00:00", "the registry").unwrap();
+        let world = World { registry, dir, repo, binary: binary.to_path_buf(), commits: 1 };
+        world.publish_head();
+        world
+    }
+
+    pub fn path(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+
+    /// Publishes the head of the repository as `index-generator publish` does.
+    pub fn publish_head(&self) {
+        let checkout = index_generator::source::open(self.path(), None).unwrap();
+        let schemas = index_generator::DevfileSchemas::new();
+        let generated = index_generator::generate(
+            &checkout,
+            &schemas,
+            index_generator::Options::default(),
+            &index_generator::NoProgress,
+        )
+        .unwrap();
+        let uploads = index_generator::publish::uploads(&checkout.root, &generated.sources, &[]).unwrap();
+        let target: Target = self.registry.url().parse().unwrap();
+        crate::registry::block_on(async {
+            let publisher = Arc::new(Publisher::connect(target, Credentials::Anonymous, 8).await);
+            let json = generated.document.to_pretty_json();
+            publisher.publish(uploads, &checkout.commit_hash, json.as_bytes(), &NoPublishProgress).await.unwrap();
+        });
+    }
+
+    /// Edits files with `change` (given the registry root), commits everything, returns the commit.
+    pub fn commit(&mut self, message: &str, change: impl FnOnce(&Path)) -> String {
+        change(self.dir.path());
+        self.commits += 1;
+        let date = format!("2025-03-{:02}T10:{:02}:00+00:00", 1 + self.commits / 60, self.commits % 60);
+        self.repo.commit_all(&date, message).unwrap()
+    }
+
+    pub fn head(&self) -> String {
+        self.repo.git(&["rev-parse", "HEAD"], None).unwrap()
+    }
+
+    /// The commit of the index at `devfile-index:latest`.
+    pub fn published_commit(&self) -> String {
+        let (manifest, _) = self.registry.manifest("devfile-index", "latest").expect("an index is published");
+        let manifest: Value = serde_json::from_slice(&manifest).unwrap();
+        let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+        let index: Value = serde_json::from_slice(&self.registry.blob("devfile-index", layer)).unwrap();
+        index["commit_hash"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// A server in OCI mode on this registry; monitoring the repository when `monitored`.
+    pub fn server(&self, monitored: bool, refresh: &str) -> ServerProcess {
+        let url = self.registry.url();
+        let mut env = vec![
+            ("OCI_REGISTRY_URL", url.as_str()),
+            ("UPDATE_WEBHOOK_SECRET", SECRET),
+            ("UPDATE_TOKEN", TOKEN),
+            ("REFRESH_INTERVAL", refresh),
+        ];
+        if monitored {
+            env.extend([("REGISTRY_REPO_URL", self.path()), ("REGISTRY_REPO_BRANCH", "main")]);
+        }
+        ServerProcess::start(&self.binary, &[], &env)
+    }
+}
+
+/// Adds a copy of the `go` stack named `name`.
+pub fn add_stack(root: &Path, name: &str) {
+    let folder = root.join("stacks").join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    let devfile = std::fs::read_to_string(root.join("stacks/go/devfile.yaml")).unwrap();
+    std::fs::write(folder.join("devfile.yaml"), devfile.replace("name: go\n", &format!("name: {name}\n"))).unwrap();
+}
+
+/// Replaces `from` with `to` in a file of the registry.
+pub fn edit(root: &Path, file: &str, from: &str, to: &str) {
+    let path = root.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} has no {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// HTTP against one server.
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn of(server: &ServerProcess) -> Client {
+        Client { base: server.url(), http: reqwest::Client::builder().no_proxy().build().unwrap() }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    pub async fn json(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// The stack and sample names of `/v2index/all`.
+    pub async fn names(&self) -> Vec<String> {
+        let index = self.json("/v2index/all").await;
+        index.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()).collect()
+    }
+
+    /// The commit of the index being served (from `/metrics`).
+    pub async fn served_commit(&self) -> String {
+        let (_, metrics) = self.get("/metrics").await;
+        let line = metrics.lines().find(|l| l.starts_with("registry_snapshot_info{")).expect("snapshot info");
+        let start = line.find("commit_hash=\"").unwrap() + "commit_hash=\"".len();
+        line[start..start + line[start..].find('"').unwrap()].to_string()
+    }
+
+    pub async fn post(&self, body: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, Value) {
+        let mut request = self.http.post(format!("{}/api/updates", self.base)).body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        let body = response.text().await.unwrap();
+        (status, location, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")))
+    }
+
+    /// A trigger with the bearer token; returns the job.
+    pub async fn trigger(&self, commit: &str, stacks: &[&str]) -> UpdateJob {
+        let body = json!({ "commit": commit, "stacks": stacks }).to_string();
+        let (status, location, job) = self
+            .post(&body, &[("authorization", &format!("Bearer {TOKEN}")), ("content-type", "application/json")])
+            .await;
+        assert!(status == 202 || status == 200, "{status}: {job}");
+        let job: UpdateJob = serde_json::from_value(job).unwrap();
+        assert_eq!(location.as_deref(), Some(format!("/api/updates/{}", job.id).as_str()));
+        job
+    }
+
+    /// A trigger signed with the webhook secret.
+    pub async fn trigger_signed(&self, body: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let signature = sign(body);
+        let mut all = vec![("x-hub-signature-256", signature.as_str())];
+        all.extend_from_slice(headers);
+        let (status, _, value) = self.post(body, &all).await;
+        (status, value)
+    }
+
+    /// Polls a job until it is final.
+    pub async fn wait(&self, id: &str) -> UpdateJob {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let job: UpdateJob = serde_json::from_value(self.json(&format!("/api/updates/{id}")).await).unwrap();
+            if job.status.is_final() {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "update {id} did not finish: {job:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls until the server serves `commit`.
+    pub async fn wait_for_commit(&self, commit: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.served_commit().await != commit {
+            assert!(
+                Instant::now() < deadline,
+                "{} still serves {} instead of {commit}",
+                self.base,
+                self.served_commit().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The `X-Hub-Signature-256` header value of `body` with [`SECRET`].
+pub fn sign(body: &str) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
