@@ -25,6 +25,7 @@
 #   5  the server could not be reached, or answered 5xx, on every attempt
 #   6  with --wait: no final answer (timed out, or the server no longer knows the update)
 set -euo pipefail
+shopt -s inherit_errexit
 
 usage() {
     cat <<'EOF'
@@ -282,6 +283,11 @@ while :; do
                 jq -r '.problems[] | select(.severity == "error")
                     | "error: \(.file)\(if .line > 0 then ":\(.line)" else "" end): [\(.rule)] \(.message)"' "$tmp/answer" >&2
                 jq -r '.log[-5:][] | "  log: \(.)"' "$tmp/answer" >&2
+                if [[ ${GITHUB_ACTIONS:-} == true ]]; then
+                    # Workflow commands: each error becomes an annotation on its file and line.
+                    jq -r '.problems[] | select(.severity == "error")
+                        | "::error file=\(.file)\(if .line > 0 then ",line=\(.line)" else "" end),title=\(.rule)::\(.message | gsub("%"; "%25") | gsub("\r"; "%0D") | gsub("\n"; "%0A"))"' "$tmp/answer"
+                fi
                 printf 'status=failed\n'
                 exit 1
                 ;;

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use schemas::updates::{UpdateJob, UpdateStatus};
 use serde_json::{Value, json};
@@ -43,6 +44,7 @@ fn bash(dir: &Path, command: &str, env: &[(&str, &str)]) -> Run {
         "UPDATE_SERVER_URL",
         "UPDATE_WEBHOOK_SECRET",
         "UPDATE_TOKEN",
+        "GITHUB_ACTIONS",
         "http_proxy",
         "https_proxy",
         "all_proxy",
@@ -180,6 +182,13 @@ async fn an_invalid_devfile_makes_wait_fail_with_the_problem() {
     assert!(printed.starts_with("error: stacks/go/devfile.yaml:"), "{printed}");
     assert!(run.stderr.contains(&printed), "{printed:?} not in\n{run:#?}");
     assert_eq!(client.served_commit().await, good, "the old index stays");
+
+    // In a GitHub workflow the errors are annotations of their files as well.
+    let env = [("UPDATE_SERVER_URL", url.as_str()), ("UPDATE_WEBHOOK_SECRET", SECRET), ("GITHUB_ACTIONS", "true")];
+    let run = post_merge(world.dir.path(), &args(&["--wait", &good, &bad]), &env);
+    run.assert_code(1);
+    let annotation = format!("::error file={},line={},title={}::", error.file, error.line, error.rule);
+    assert!(run.stdout.lines().any(|l| l.starts_with(&annotation)), "{annotation:?} not in\n{run:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -403,4 +412,61 @@ async fn the_workflow_runs_the_script_as_written() {
     assert_eq!((job.trigger.as_str(), job.status), ("signature", UpdateStatus::Live));
     assert_eq!(job.requested_stacks, ["go-next"]);
     assert_eq!(client.served_commit().await, after);
+}
+
+/// `--wait` on an update that a newer trigger supersedes while it waits follows the newer one.
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_follows_an_update_superseded_by_a_newer_one() {
+    let mut world = World::new(Path::new(BIN));
+    // The server reaches the registry through a proxy that makes the first manifest push slow,
+    // so that the first update keeps running while the next triggers queue behind it.
+    let proxy = FaultyProxy::start(&world.registry);
+    proxy.inject(Fault::delay(Duration::from_secs(3)).on(Method::PUT).path_contains("/manifests/"));
+    let proxied = proxy.url();
+    let server = ServerProcess::start(
+        Path::new(BIN),
+        &[],
+        &[
+            ("OCI_REGISTRY_URL", proxied.as_str()),
+            ("UPDATE_TOKEN", TOKEN),
+            ("REFRESH_INTERVAL", "1h"),
+            ("REGISTRY_REPO_URL", world.path()),
+            ("REGISTRY_REPO_BRANCH", "main"),
+        ],
+    );
+    let client = Client::of(&server);
+    let first = world.commit("add a-stack", |root| add_stack(root, "a-stack"));
+    let running = client.trigger(&first, &["a-stack"]).await;
+    let second = world.commit("add b-stack", |root| add_stack(root, "b-stack"));
+
+    let url = server.url();
+    let dir = world.dir.path().to_path_buf();
+    let (before, after) = (first.clone(), second.clone());
+    let script = std::thread::spawn(move || {
+        let env = [("UPDATE_SERVER_URL", url.as_str()), ("UPDATE_TOKEN", TOKEN)];
+        post_merge(&dir, &args(&["--wait", &before, &after]), &env)
+    });
+    // Once the script's update waits behind the running one, a newer merge supersedes it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let waiting = loop {
+        let jobs = all_jobs(&client).await;
+        if let Some(job) = jobs.iter().find(|j| j.requested_commit.as_deref() == Some(second.as_str())) {
+            break job.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "the script's trigger never arrived: {jobs:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(waiting.status, UpdateStatus::Queued, "{waiting:#?}");
+    let status = job_of(&client, &running.id).await.status;
+    assert!(!status.is_final(), "the first update still runs: {status:?}");
+    let third = world.commit("add c-stack", |root| add_stack(root, "c-stack"));
+    let newest = client.trigger(&third, &["c-stack"]).await;
+
+    let run = tokio::task::spawn_blocking(move || script.join().unwrap()).await.unwrap();
+    run.assert_code(0);
+    assert!(run.stderr.contains(&format!("superseded by {}", newest.id)), "{run:#?}");
+    assert_eq!(run.value("status"), Some("live"));
+    assert_eq!(job_of(&client, &waiting.id).await.status, UpdateStatus::Superseded);
+    assert_eq!(job_of(&client, &newest.id).await.status, UpdateStatus::Live);
+    assert_eq!(client.served_commit().await, third);
 }
