@@ -26,6 +26,10 @@ command -v skopeo >/dev/null || packages+=(skopeo)
 command -v htpasswd >/dev/null || packages+=(apache2-utils)
 # Debian ships venv without ensurepip unless python3-venv is installed.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
+# What scripts/post-merge.sh uses (its tests run it).
+for tool in curl jq openssl; do
+    command -v "$tool" >/dev/null || packages+=("$tool")
+done
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
         echo "setup: missing Debian packages ${packages[*]}: install them as root with" \

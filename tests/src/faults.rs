@@ -121,7 +121,7 @@ impl Fault {
     }
 }
 
-/// A reverse proxy in front of a registry, listening on a free loopback port; stopped on drop.
+/// A reverse proxy in front of a registry (or any HTTP server), listening on a free loopback port; stopped on drop.
 pub struct FaultyProxy {
     addr: SocketAddr,
     state: Arc<ProxyState>,
@@ -132,11 +132,17 @@ pub struct FaultyProxy {
 impl FaultyProxy {
     /// Starts a proxy forwarding to `registry`.
     pub fn start(registry: &Registry) -> FaultyProxy {
+        FaultyProxy::forwarding_to(&registry.url())
+    }
+
+    /// Starts a proxy forwarding to any HTTP server at `upstream` (`http://127.0.0.1:PORT`),
+    /// such as an `index-server` process.
+    pub fn forwarding_to(upstream: &str) -> FaultyProxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the proxy to a loopback port");
         listener.set_nonblocking(true).expect("a non-blocking listener for tokio");
         let addr = listener.local_addr().expect("the proxy's address");
         let state = Arc::new(ProxyState {
-            upstream: registry.url(),
+            upstream: upstream.trim_end_matches('/').to_string(),
             public: format!("http://{addr}"),
             client: http_client(),
             faults: Mutex::new(Vec::new()),
