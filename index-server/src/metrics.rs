@@ -100,6 +100,11 @@ fn write_all(out: &mut String, state: &AppState, snapshot: &crate::snapshot::Sna
     writeln!(out, "# TYPE registry_index_entries gauge")?;
     writeln!(out, "registry_index_entries{{type=\"stack\"}} {}", entries.len() - samples)?;
     writeln!(out, "registry_index_entries{{type=\"sample\"}} {samples}")?;
+    if let Some(updates) = &state.updates {
+        writeln!(out, "# HELP registry_reconciler_rounds_total Rounds of the reconciler completed (one at startup).")?;
+        writeln!(out, "# TYPE registry_reconciler_rounds_total counter")?;
+        writeln!(out, "registry_reconciler_rounds_total {}", updates.reconciler_rounds())?;
+    }
     Ok(())
 }
 

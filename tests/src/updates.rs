@@ -104,7 +104,11 @@ impl World {
         if monitored {
             env.extend([("REGISTRY_REPO_URL", self.path()), ("REGISTRY_REPO_BRANCH", "main")]);
         }
-        ServerProcess::start(&self.binary, &[], &env)
+        let server = ServerProcess::start(&self.binary, &[], &env);
+        // The reconciler looks at the registry and the branch once at startup: a commit made
+        // before that look would be picked up by it rather than by the test's trigger.
+        crate::registry::block_on(Client::of(&server).wait_for_reconciler_round());
+        server
     }
 }
 
@@ -203,6 +207,23 @@ impl Client {
             }
             assert!(Instant::now() < deadline, "update {id} did not finish: {job:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls `/metrics` until the reconciler has completed a round.
+    pub async fn wait_for_reconciler_round(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, metrics) = self.get("/metrics").await;
+            let rounds = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("registry_reconciler_rounds_total "))
+                .expect("a server with updates reports its reconciler rounds");
+            if rounds != "0" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{}: the reconciler never completed a round", self.base);
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -18,6 +18,7 @@ mod reconciler;
 mod remote;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -72,6 +73,8 @@ pub struct Updates {
     swap_lock: tokio::sync::Mutex<()>,
     refresh_interval: Duration,
     id_prefix: String,
+    /// Rounds of the reconciler completed (the first one runs at startup).
+    reconciler_rounds: AtomicU64,
 }
 
 #[derive(Default)]
@@ -137,6 +140,7 @@ impl Updates {
             swap_lock: tokio::sync::Mutex::new(()),
             refresh_interval,
             id_prefix: format!("{started:x}"),
+            reconciler_rounds: AtomicU64::new(0),
         })
     }
 

@@ -8,6 +8,7 @@
 //!    update for it is already waiting or running.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use schemas::updates::UpdateStatus;
 
@@ -25,6 +26,16 @@ impl Updates {
 
     /// One round of the reconciler.
     pub async fn reconcile_once(&self) {
+        self.reconcile_round().await;
+        self.reconciler_rounds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Rounds completed since startup (`registry_reconciler_rounds_total`).
+    pub fn reconciler_rounds(&self) -> u64 {
+        self.reconciler_rounds.load(Ordering::Relaxed)
+    }
+
+    async fn reconcile_round(&self) {
         if !self.is_busy() {
             if let Err(e) = self.reconcile_registry().await {
                 tracing::warn!(error = %e, "cannot follow the registry; trying again later");
