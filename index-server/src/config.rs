@@ -25,7 +25,9 @@ pub struct Config {
     #[arg(long, value_name = "DIR|GIT-URL")]
     pub source: Option<String>,
 
-    /// The Git repository of the registry, used as SOURCE when --source is not given.
+    /// The Git repository of the registry, used as SOURCE when --source is not given; a GitHub
+    /// repository (https://github.com/OWNER/REPO) is read through the GitHub API, with the token
+    /// in GITHUB_TOKEN.
     #[arg(long, env = "REGISTRY_REPO_URL", value_name = "GIT-URL")]
     pub repo_url: Option<String>,
 
