@@ -289,3 +289,31 @@ fn generate_over_github_gives_the_index_of_the_git_repository() {
         )
     );
 }
+
+#[test]
+fn generate_reads_a_private_repository_with_the_token_in_github_token() {
+    let repo = repo();
+    let github = FakeGitHub::private("owner", "repo", repo.dir.path(), TOKEN);
+    let url = github.repo_url();
+    let with_token = Command::new(env!("CARGO_BIN_EXE_index-generator"))
+        .args(["generate", &url])
+        .env_remove("RUST_LOG")
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("GITHUB_API_URL", github.url())
+        .output()
+        .unwrap();
+    assert!(with_token.status.success(), "{}", String::from_utf8_lossy(&with_token.stderr));
+    assert!(String::from_utf8(with_token.stdout).unwrap().contains(&repo.second));
+    let api_requests: Vec<_> = github.requests().into_iter().filter(|r| r.path.starts_with("/repos/")).collect();
+    assert!(!api_requests.is_empty());
+    assert!(api_requests.iter().all(|r| r.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"))));
+
+    // Without it, the repository cannot be seen, and the message says what to do.
+    let without = generate(&github, &[&url]);
+    assert_eq!(without.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(
+        stderr.contains("owner/repo does not exist (a private repository needs a token in GITHUB_TOKEN)"),
+        "{stderr}"
+    );
+}
