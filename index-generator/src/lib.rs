@@ -1,6 +1,7 @@
 //! The index generator: turns a registry repository into a validated devfile index.
 //!
-//! It owns reading sources ([`source`]: folders, Git), scanning and validating them ([`scan`],
+//! It owns reading sources ([`source`]: folders, Git, GitHub through its API with [`github`];
+//! [`remote`]: the monitored repository of dynamic updates), scanning and validating them ([`scan`],
 //! [`devfile`], [`yaml`]) and reporting problems ([`diagnostics`]), then packing stack versions
 //! ([`pack`]), fetching sample devfiles ([`samples`]) and publishing all of it to an OCI
 //! registry ([`publish`]). It does not own the wire
@@ -8,8 +9,10 @@
 
 pub mod devfile;
 pub mod diagnostics;
+pub mod github;
 pub mod pack;
 pub mod publish;
+pub mod remote;
 pub mod samples;
 pub mod scan;
 pub mod source;
@@ -19,6 +22,7 @@ use schemas::index::IndexDocument;
 
 pub use devfile::DevfileSchemas;
 pub use diagnostics::{Diagnostic, Severity};
+pub use remote::Remote;
 pub use scan::{NoProgress, Progress, ScanError};
 pub use source::{Checkout, SourceError};
 

@@ -95,7 +95,9 @@ impl RegistryArgs {
 
 #[derive(clap::Args)]
 struct SourceArgs {
-    /// A registry repository: a folder (plain or in a Git work tree) or a Git URL.
+    /// A registry repository: a folder (plain or in a Git work tree), a Git URL, or
+    /// https://github.com/OWNER/REPO[/tree/REF], read through the GitHub API (token in
+    /// GITHUB_TOKEN, API at GITHUB_API_URL).
     #[arg(value_name = "SOURCE")]
     source: String,
     /// Read the files at this branch, tag or commit of the Git repository.

@@ -1,7 +1,8 @@
 //! Where a registry repository comes from: a plain folder, a Git work tree (as it is, or at a
-//! branch, tag or commit), or any Git URL. Git is driven through the `git` program, which every
-//! machine that builds stacks already has and which understands every URL and credential helper
-//! the user has set up.
+//! branch, tag or commit), any Git URL, or a GitHub repository URL (read through the GitHub API,
+//! see [`crate::github`]). Git is driven through the `git` program, which every machine that
+//! builds stacks already has and which understands every URL and credential helper the user has
+//! set up.
 //!
 //! Opening a source yields a [`Checkout`]: a folder to scan, the commit it holds, and the time of
 //! the last commit that touched each folder (for `lastModified`).
@@ -11,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
+
+use crate::github::{self, GitHub, GitHubError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -26,6 +29,8 @@ pub enum SourceError {
     GitMissing(std::io::Error),
     #[error("could not extract {commit} into a temporary folder: {source}")]
     Extract { commit: String, source: std::io::Error },
+    #[error(transparent)]
+    GitHub(#[from] GitHubError),
 }
 
 /// A registry repository ready to scan.
@@ -56,12 +61,25 @@ impl Checkout {
             _temp: None,
         }
     }
+
+    /// Files extracted into `temp` (which the checkout keeps alive) at `commit_hash`.
+    pub(crate) fn extracted(
+        root: PathBuf,
+        commit_hash: String,
+        folder_times: HashMap<String, String>,
+        temp: TempDir,
+    ) -> Checkout {
+        Checkout { root, commit_hash, folder_times, uncommitted: Vec::new(), _temp: Some(temp) }
+    }
 }
 
-/// Opens `source` (a folder or a Git URL), at `reference` when given (a branch, tag or commit).
+/// Opens `source` (a folder, a Git URL or a GitHub repository URL), at `reference` when given
+/// (a branch, tag or commit).
 ///
 /// A folder inside a Git work tree is read as it is on disk, stamped with `HEAD`, and its
 /// uncommitted changes are listed; with `reference`, the files are taken from that commit.
+/// `https://github.com/OWNER/REPO[/tree/REF]` is read through the GitHub API with the token in
+/// `GITHUB_TOKEN`, at `reference`, else `REF`, else the default branch.
 pub fn open(source: &str, reference: Option<&str>) -> Result<Checkout, SourceError> {
     let path = Path::new(source);
     if path.is_dir() {
@@ -78,6 +96,14 @@ pub fn open(source: &str, reference: Option<&str>) -> Result<Checkout, SourceErr
             },
             Some(GitLocation::Bare) => from_commit(path, "", reference.unwrap_or("HEAD"), None),
         }
+    } else if let Some(repo) = github::parse_url(source) {
+        let reference = reference.map(str::to_string).or(repo.reference);
+        let token = github::token_from_env();
+        // The client needs a runtime to be built on (octocrab spawns its buffer task).
+        Ok(block_on(async {
+            let github = GitHub::new(&repo.owner, &repo.repo, token.as_deref())?;
+            github.checkout(reference.as_deref()).await
+        })?)
     } else if looks_like_url(source) {
         let temp = tempfile::Builder::new()
             .prefix("registry-clone-")
@@ -89,6 +115,27 @@ pub fn open(source: &str, reference: Option<&str>) -> Result<Checkout, SourceErr
     } else {
         Err(SourceError::NotFound(source.to_string()))
     }
+}
+
+/// Runs `future` to completion on a runtime of its own, on a thread of its own, so that callers
+/// inside an async runtime (the server's blocking tasks) and outside any (the CLI) alike can wait.
+fn block_on<F>(future: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime can be built")
+                    .block_on(future)
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 fn looks_like_url(source: &str) -> bool {
@@ -248,7 +295,7 @@ fn folder_times(repo: &Path, commit: &str, prefix: &str) -> Result<HashMap<Strin
 }
 
 /// RFC 3339 as git prints it (`%cI`), with a zero offset written `Z`.
-fn normalize_offset(time: &str) -> String {
+pub(crate) fn normalize_offset(time: &str) -> String {
     match time.strip_suffix("+00:00") {
         Some(rest) => format!("{rest}Z"),
         None => time.to_string(),

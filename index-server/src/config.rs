@@ -25,7 +25,9 @@ pub struct Config {
     #[arg(long, value_name = "DIR|GIT-URL")]
     pub source: Option<String>,
 
-    /// The Git repository of the registry, used as SOURCE when --source is not given.
+    /// The Git repository of the registry, used as SOURCE when --source is not given; a GitHub
+    /// repository (https://github.com/OWNER/REPO) is read through the GitHub API, with the token
+    /// in GITHUB_TOKEN.
     #[arg(long, env = "REGISTRY_REPO_URL", value_name = "GIT-URL")]
     pub repo_url: Option<String>,
 
@@ -81,9 +83,13 @@ impl Config {
         crate::updates::Auth { webhook_secret: non_empty("UPDATE_WEBHOOK_SECRET"), token: non_empty("UPDATE_TOKEN") }
     }
 
-    /// The monitored repository: REGISTRY_REPO_URL at REGISTRY_REPO_BRANCH.
-    pub fn monitored(&self) -> Option<crate::updates::Remote> {
-        self.repo_url.as_deref().map(|url| crate::updates::Remote::new(url, self.reference.as_deref()))
+    /// The monitored repository: REGISTRY_REPO_URL at REGISTRY_REPO_BRANCH, read with `git`, or
+    /// through the GitHub API for `https://github.com/OWNER/REPO` with the token in GITHUB_TOKEN
+    /// (environment only, like every secret).
+    pub fn monitored(&self) -> Result<Option<crate::updates::Remote>, index_generator::SourceError> {
+        let Some(url) = self.repo_url.as_deref() else { return Ok(None) };
+        let token = index_generator::github::token_from_env();
+        crate::updates::Remote::new(url, self.reference.as_deref(), token.as_deref()).map(Some)
     }
 
     pub fn serve_options(&self) -> ServeOptions {

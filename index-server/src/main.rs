@@ -48,9 +48,10 @@ async fn run(config: Config) -> Result<()> {
     };
     // The embedded mode takes updates from a monitored repository only; the OCI mode also
     // follows the registry, where other replicas publish.
-    if config.monitored().is_some() || matches!(backend, Backend::Oci { .. }) {
+    let monitored = config.monitored().context("cannot set up the monitored repository")?;
+    if monitored.is_some() || matches!(backend, Backend::Oci { .. }) {
         let updates = Updates::new(
-            config.monitored(),
+            monitored,
             backend,
             Arc::clone(&state.snapshots),
             Arc::clone(&state.events),
@@ -58,7 +59,8 @@ async fn run(config: Config) -> Result<()> {
             config.refresh_interval,
         );
         tracing::info!(
-            monitored = updates.remote().map(|r| r.describe()),
+            repository.url = updates.remote().map(|r| r.url()),
+            repository.branch = updates.remote().and_then(|r| r.branch()),
             refresh_interval_ms = config.refresh_interval.as_millis() as u64,
             triggers = ?config.update_auth(),
             "taking updates"

@@ -4,15 +4,18 @@
 //! makes it misbehave on demand ([`faults`]), third-party clients to read it with ([`oras`]) and
 //! the server binary as a process ([`server`]), and the monitored repository of dynamic updates
 //! with a client that triggers them ([`updates`]).
-//! No mocks: every component is the real program.
+//! No mocks: every component is the real program, except the GitHub API, which cannot be reached
+//! from here: [`github`] serves a real Git repository through the endpoints we call.
 
 pub mod faults;
+pub mod github;
 pub mod oras;
 pub mod registry;
 pub mod server;
 pub mod updates;
 
 pub use faults::{Fault, FaultyProxy, Seen};
+pub use github::FakeGitHub;
 pub use oras::{oras_pull, skopeo_inspect_raw};
 pub use registry::{Registry, RegistryOptions};
 pub use server::ServerProcess;

@@ -50,6 +50,7 @@ impl ServerProcess {
             "UPDATE_TOKEN",
             "REFRESH_INTERVAL",
             "GITHUB_TOKEN",
+            "GITHUB_API_URL",
             "LISTEN_ADDR",
             "REGISTRY_HEADLESS",
             "REGISTRY_NAME",

@@ -112,6 +112,24 @@ impl World {
     }
 }
 
+impl World {
+    /// A server in OCI mode on this registry monitoring `repo_url` at branch `main` (say, the
+    /// repository as a `FakeGitHub` serves it), with `env` added.
+    pub fn server_monitoring(&self, repo_url: &str, refresh: &str, env: &[(&str, &str)]) -> ServerProcess {
+        let url = self.registry.url();
+        let mut all = vec![
+            ("OCI_REGISTRY_URL", url.as_str()),
+            ("UPDATE_WEBHOOK_SECRET", SECRET),
+            ("UPDATE_TOKEN", TOKEN),
+            ("REFRESH_INTERVAL", refresh),
+            ("REGISTRY_REPO_URL", repo_url),
+            ("REGISTRY_REPO_BRANCH", "main"),
+        ];
+        all.extend_from_slice(env);
+        ServerProcess::start(&self.binary, &[], &all)
+    }
+}
+
 /// Adds a copy of the `go` stack named `name`.
 pub fn add_stack(root: &Path, name: &str) {
     let folder = root.join("stacks").join(name);

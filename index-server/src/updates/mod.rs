@@ -15,7 +15,6 @@
 mod api;
 mod changes;
 mod reconciler;
-mod remote;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::AtomicU64;
@@ -29,7 +28,7 @@ use schemas::updates::{Phase, Problem, Published, UpdateJob, UpdateStatus};
 use tokio::sync::Notify;
 
 pub use api::{Auth, routes};
-pub use remote::Remote;
+pub use index_generator::Remote;
 
 use crate::events::EventHub;
 use crate::oci::OciStore;

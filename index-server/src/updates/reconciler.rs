@@ -45,7 +45,12 @@ impl Updates {
         match remote.head().await {
             Ok(head) => {
                 if head != self.snapshots.current().commit_hash() && !self.pending_or_invalid(&head) {
-                    tracing::info!(head = %head, repository = %remote.describe(), "the monitored branch moved");
+                    tracing::info!(
+                        head = %head,
+                        repository.url = remote.url(),
+                        repository.branch = remote.branch(),
+                        "the monitored branch moved"
+                    );
                     self.enqueue(Trigger {
                         kind: "reconciler",
                         commit: Some(head),
@@ -54,7 +59,12 @@ impl Updates {
                     });
                 }
             }
-            Err(e) => tracing::warn!(repository = %remote.describe(), error = %e, "cannot read the monitored branch"),
+            Err(e) => tracing::warn!(
+                repository.url = remote.url(),
+                repository.branch = remote.branch(),
+                error = %e,
+                "cannot read the monitored branch"
+            ),
         }
     }
 
