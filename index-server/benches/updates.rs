@@ -14,7 +14,8 @@
 //!
 //! Run with `scripts/bench-updates.sh` (installs what is missing, builds both release binaries,
 //! then runs `cargo bench -p index-server --bench updates`). `BENCH_RUNS` (default 10) sets the
-//! number of runs. Prints one `name: value unit` line per figure and ends with the ratio.
+//! number of runs; `BENCH_SERVER_LOG=1` prints the receiving replica's log at the end (`SERVER_LOG`
+//! sets its `RUST_LOG`). Prints one `name: value unit` line per figure and ends with the ratio.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,7 +51,12 @@ fn generator() -> PathBuf {
 fn add_version(root: &Path, stack: &str, from: &str, version: &str) {
     let folder = root.join("stacks").join(stack);
     tests::copy_tree(&folder.join(from), &folder.join(version)).unwrap();
-    tests::updates::edit(root, &format!("stacks/{stack}/{version}/devfile.yaml"), &format!("version: {from}"), &format!("version: {version}"));
+    tests::updates::edit(
+        root,
+        &format!("stacks/{stack}/{version}/devfile.yaml"),
+        &format!("version: {from}"),
+        &format!("version: {version}"),
+    );
     let stack_yaml = folder.join("stack.yaml");
     let mut text = std::fs::read_to_string(&stack_yaml).unwrap();
     if !text.ends_with('\n') {
@@ -130,10 +136,7 @@ fn main() {
         &[],
         &[("OCI_REGISTRY_URL", reference_url.as_str()), ("REFRESH_INTERVAL", "1h")],
     );
-    eprintln!(
-        "bench: {runs} run(s), community registry, index-server {BIN}, index-generator {}",
-        generator.display()
-    );
+    eprintln!("bench: {runs} run(s), community registry, index-server {BIN}, index-generator {}", generator.display());
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let (a, b, r) = (Client::of(&receiver), Client::of(&follower), Client::of(&reference));
@@ -144,8 +147,8 @@ fn main() {
     let mut reference_live = Vec::new();
     for run in 0..runs {
         let version = format!("2.7.{run}");
-        let commit = world
-            .commit(&format!("{STACK} {version}"), |root| add_version(root, STACK, FROM_VERSION, &version));
+        let commit =
+            world.commit(&format!("{STACK} {version}"), |root| add_version(root, STACK, FROM_VERSION, &version));
         let (to_a, to_b, job) = runtime.block_on(async {
             let sent = Instant::now();
             let job = a.trigger(&commit, &[STACK]).await;
@@ -179,6 +182,9 @@ fn main() {
         );
     }
 
+    if std::env::var_os("BENCH_SERVER_LOG").is_some() {
+        eprintln!("{}", receiver.log());
+    }
     println!("receiving_replica_live_median: {:.0} ms", median(&receiving));
     println!("receiving_replica_live_max: {:.0} ms", max(&receiving));
     println!("second_replica_live_median: {:.0} ms", median(&following));
