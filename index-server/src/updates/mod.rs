@@ -579,12 +579,13 @@ impl Updates {
     /// is none).
     async fn published(&self, store: &OciStore) -> Result<Option<(String, String)>, String> {
         let current = self.snapshots.current();
-        let digest = store.index_digest().await.map_err(|e| e.to_string())?;
+        let cannot = |e: crate::store::StoreError| format!("cannot read devfile-index:latest: {e}");
+        let digest = store.index_digest().await.map_err(cannot)?;
         let Some(digest) = digest else { return Ok(None) };
         if current.published_digest() == Some(digest.as_str()) {
             return Ok(Some((digest, current.commit_hash().to_string())));
         }
-        let published = store.index_at(&digest).await.map_err(|e| e.to_string())?;
+        let published = store.index_at(&digest).await.map_err(cannot)?;
         Ok(published.map(|p| (digest, p.document.commit_hash)))
     }
 
