@@ -8,7 +8,7 @@
 //!
 //! Where the new index goes depends on the mode: in OCI mode the changed artifacts are pushed
 //! (content-addressed: only what the registry lacks; only what differs from the index this
-//! replica last published, see [`Verified`]), then the index, then the snapshot swaps; in
+//! replica last published, see `Verified`), then the index, then the snapshot swaps; in
 //! the embedded mode the artifacts go into the local store. `devfile-index:latest` only ever moves
 //! forward along the monitored branch: before moving it, the job checks that the commit it
 //! replaces is an ancestor of the new one.
