@@ -66,6 +66,10 @@ async fn a_merge_adds_changes_and_removes_stacks() {
     assert_eq!(job.changes[0].name, "java-maven");
     assert_eq!(job.changes[0].change, ChangeKind::Changed);
     assert_eq!(job.changes[0].versions, ["2.0.0"]);
+    // The replica published the previous index itself: only the changed version is pushed, the
+    // others are not looked up.
+    assert!(job.log.iter().any(|l| l.contains("as this replica last published them, 1 to push")), "{:?}", job.log);
+    assert_eq!(job.published.as_ref().unwrap().manifests_pushed, 3, "{:?}", job.published);
     let (_, new) = client.get("/devfiles/java-maven/2.0.0").await;
     assert_ne!(old, new);
     assert!(new.contains("description: Changed. "));
@@ -332,7 +336,10 @@ async fn replicas_share_the_registry_and_latest_never_moves_back() {
     let (a, b) = (Client::of(&receiver), Client::of(&follower));
 
     let first = world.commit("add go-next", |root| add_stack(root, "go-next"));
-    let second = world.commit("add go-later", |root| add_stack(root, "go-later"));
+    let second = world.commit("add go-later, describe go-next", |root| {
+        add_stack(root, "go-later");
+        edit(root, "stacks/go-next/devfile.yaml", "  description: ", "  description: Changed. ");
+    });
     let job = a.wait(&a.trigger(&second, &["go-later"]).await.id).await;
     assert_live(&job, &receiver);
     // The follower learns of it through its reconciler.
@@ -340,9 +347,14 @@ async fn replicas_share_the_registry_and_latest_never_moves_back() {
     assert!(b.names().await.contains(&"go-later".to_string()));
     assert_eq!(b.get("/devfiles/go-later").await.0, 200);
 
-    // A late trigger for an older commit of the branch does not move latest back.
+    // A late trigger for an older commit of the branch does not move latest back, nor the tags
+    // of the versions latest names (r: its go-next artifact used to overwrite the newer one).
+    let go_next = world.registry.tags("devfile-catalog/go-next");
+    let go_next_manifest = world.registry.manifest("devfile-catalog/go-next", &go_next[0]).unwrap();
     let late = a.wait(&a.trigger(&first, &[]).await.id).await;
     assert_eq!(late.status, UpdateStatus::Superseded, "{late:#?}");
+    assert!(late.published.is_none(), "nothing is pushed for an older commit: {late:#?}");
+    assert_eq!(world.registry.manifest("devfile-catalog/go-next", &go_next[0]).unwrap(), go_next_manifest);
     assert_eq!(world.published_commit(), second);
     assert_eq!(a.served_commit().await, second);
     assert_eq!(b.served_commit().await, second);

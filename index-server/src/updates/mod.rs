@@ -7,7 +7,8 @@
 //! commit after at most two runs.
 //!
 //! Where the new index goes depends on the mode: in OCI mode the changed artifacts are pushed
-//! (content-addressed: only what the registry lacks), then the index, then the snapshot swaps; in
+//! (content-addressed: only what the registry lacks; only what differs from the index this
+//! replica last published, see `Verified`), then the index, then the snapshot swaps; in
 //! the embedded mode the artifacts go into the local store. `devfile-index:latest` only ever moves
 //! forward along the monitored branch: before moving it, the job checks that the commit it
 //! replaces is an ancestor of the new one.
@@ -74,6 +75,21 @@ pub struct Updates {
     id_prefix: String,
     /// Rounds of the reconciler completed (the first one runs at startup).
     reconciler_rounds: AtomicU64,
+    /// OCI mode: the artifacts of the index this replica last published, known to be in place.
+    verified: Mutex<Option<Verified>>,
+}
+
+/// What the registry holds for an index this replica published itself: every stack version and
+/// sample artifact it pushed or found in place before pushing the index. While
+/// `devfile-index:latest` still points at that index, the next update pushes only the artifacts
+/// whose manifest differs, without looking the others up. The record is taken when an update
+/// starts pushing and put back only when it succeeded, so after any failure (or a restart, or
+/// an index published by another replica) the next update looks every artifact up again.
+struct Verified {
+    /// The manifest digest of that index at `devfile-index:latest`.
+    index_digest: String,
+    /// `(repository, tag)` → manifest digest.
+    artifacts: HashMap<(String, String), String>,
 }
 
 #[derive(Default)]
@@ -140,6 +156,7 @@ impl Updates {
             refresh_interval,
             id_prefix: format!("{started:x}"),
             reconciler_rounds: AtomicU64::new(0),
+            verified: Mutex::new(None),
         })
     }
 
@@ -354,7 +371,7 @@ impl Updates {
             .map_err(|e| Failure::Transient(format!("cannot fetch {commit} from {}: {e}", remote.describe())))?;
 
         self.enter(id, UpdateStatus::Validating, entered);
-        let built = self.build(id, checkout, &current).await?;
+        let mut built = self.build(id, checkout, &current).await?;
 
         self.enter(id, UpdateStatus::Publishing, entered);
         match &self.backend {
@@ -363,18 +380,68 @@ impl Updates {
                 let _swap = self.swap_lock.lock().await;
                 let snapshot =
                     Snapshot::new(built.document, Some(Arc::new(built.checkout))).with_version_folders(&built.sources);
-                self.snapshots.swap(snapshot);
+                let previous = self.snapshots.swap(snapshot);
+                // The previous snapshot may own the last checkout: its folder is removed off the
+                // async threads (see below).
+                tokio::task::spawn_blocking(move || drop(previous));
                 self.log(id, "live");
                 Ok(None)
             }
             Backend::Oci { publisher, store } => {
+                // The files are packed: their temporary folder goes, on a blocking thread (removing
+                // a tree on a busy disk took a worker, and the requests queued on it, for ~250 ms).
+                let checkout = std::mem::replace(&mut built.checkout, Checkout::folder(""));
+                tokio::task::spawn_blocking(move || drop(checkout));
+                // A late trigger for an older commit pushes nothing: its artifacts would move
+                // the tags of versions the index at latest names back to older content.
+                let before = self.published(store).await.map_err(Failure::Transient)?;
+                if let Some((_, latest)) = &before {
+                    if !self.moves_forward(remote, latest, &commit).await? {
+                        return self.left_behind(id, latest, &commit).await;
+                    }
+                }
+                let verified = self.verified.lock().expect("the verified lock is never poisoned").take();
+                let artifacts: HashMap<(String, String), String> = built
+                    .uploads
+                    .iter()
+                    .flat_map(|u| {
+                        u.tags.iter().map(|t| ((u.repository.clone(), t.clone()), u.artifact.manifest_digest.clone()))
+                    })
+                    .collect();
+                let known = match (verified, &before) {
+                    (Some(verified), Some((digest, _))) if verified.index_digest == *digest => Some(verified.artifacts),
+                    _ => None,
+                };
+                let (uploads, skipped) = match &known {
+                    None => (built.uploads, 0),
+                    Some(known) => {
+                        let total = built.uploads.len();
+                        let changed: Vec<publish::Upload> = built
+                            .uploads
+                            .into_iter()
+                            .filter(|u| {
+                                u.tags.iter().any(|t| {
+                                    known.get(&(u.repository.clone(), t.clone())) != Some(&u.artifact.manifest_digest)
+                                })
+                            })
+                            .collect();
+                        let skipped = total - changed.len();
+                        (changed, skipped)
+                    }
+                };
+                if known.is_some() {
+                    self.log(
+                        id,
+                        format!("{skipped} artifact(s) as this replica last published them, {} to push", uploads.len()),
+                    );
+                }
                 let summary = publisher
-                    .push_artifacts(built.uploads, &publish::NoPublishProgress)
+                    .push_artifacts(uploads, &publish::NoPublishProgress)
                     .await
                     .map_err(|e| Failure::Transient(format!("cannot publish: {e}")))?;
                 let mut published = Published {
                     manifests_pushed: summary.manifests_pushed,
-                    manifests_unchanged: summary.manifests_unchanged,
+                    manifests_unchanged: summary.manifests_unchanged + skipped,
                     blobs_uploaded: summary.blobs_uploaded,
                     blobs_present: summary.blobs_present,
                     bytes_uploaded: summary.bytes_uploaded,
@@ -384,24 +451,18 @@ impl Updates {
                     format!(
                         "artifacts in place: {} manifest(s) pushed, {} unchanged, {} blob(s) uploaded ({} bytes)",
                         summary.manifests_pushed,
-                        summary.manifests_unchanged,
+                        published.manifests_unchanged,
                         summary.blobs_uploaded,
                         summary.bytes_uploaded
                     ),
                 );
                 let _swap = self.swap_lock.lock().await;
-                let latest = self.published_commit(store).await.map_err(Failure::Transient)?;
+                let latest = self.published(store).await.map_err(Failure::Transient)?;
                 let move_latest = match &latest {
                     None => true,
-                    Some(latest) if latest.is_empty() || *latest == commit => true,
-                    Some(latest) => {
-                        let forward = remote.is_ancestor(latest, &commit).await.unwrap_or(false);
-                        // A branch that was force-pushed moves on from a commit that is not an ancestor.
-                        forward
-                            || remote.head().await.map_err(|e| {
-                                Failure::Transient(format!("cannot read the head of {}: {e}", remote.describe()))
-                            })? == commit
-                    }
+                    // As it was before the artifacts were pushed: already checked.
+                    Some(now) if before.as_ref() == Some(now) => true,
+                    Some((_, latest)) => self.moves_forward(remote, latest, &commit).await?,
                 };
                 let json = built.document.to_pretty_json();
                 let pushed = publisher
@@ -412,24 +473,41 @@ impl Updates {
                 published.bytes_uploaded += pushed.bytes_uploaded;
                 self.update(id, |job| job.published = Some(published));
                 if !move_latest {
-                    let latest = latest.unwrap_or_default();
-                    self.log(
-                        id,
-                        format!("devfile-index:latest is at {latest}, which is newer than {commit}: left there"),
-                    );
+                    let latest = latest.map(|(_, commit)| commit).unwrap_or_default();
                     drop(_swap);
-                    if let Err(e) = self.reconcile_registry().await {
-                        tracing::warn!(error = %e, "cannot follow the registry");
-                    }
-                    return Ok(Some(UpdateStatus::Superseded));
+                    return self.left_behind(id, &latest, &commit).await;
                 }
                 self.snapshots.swap(Snapshot::new(built.document, None).with_published_digest(pushed.digest.clone()));
                 store.forget_tags();
+                *self.verified.lock().expect("the verified lock is never poisoned") =
+                    Some(Verified { index_digest: pushed.digest.clone(), artifacts });
                 self.update(id, |job| job.index_digest = Some(pushed.digest.clone()));
                 self.log(id, format!("live: devfile-index:latest is {}", pushed.digest));
                 Ok(None)
             }
         }
+    }
+
+    /// Whether `devfile-index:latest`, now at `latest`, may move to `commit`: `commit` descends
+    /// from it, or is the branch head (after a force push).
+    async fn moves_forward(&self, remote: &Remote, latest: &str, commit: &str) -> Result<bool, Failure> {
+        if latest.is_empty() || latest == commit || remote.is_ancestor(latest, commit).await.unwrap_or(false) {
+            return Ok(true);
+        }
+        let head = remote
+            .head()
+            .await
+            .map_err(|e| Failure::Transient(format!("cannot read the head of {}: {e}", remote.describe())))?;
+        Ok(head == commit)
+    }
+
+    /// Ends a job whose commit is older than the one at `devfile-index:latest`: serves latest.
+    async fn left_behind(&self, id: &str, latest: &str, commit: &str) -> Result<Option<UpdateStatus>, Failure> {
+        self.log(id, format!("devfile-index:latest is at {latest}, which is newer than {commit}: left there"));
+        if let Err(e) = self.reconcile_registry().await {
+            tracing::warn!(error = %e, "cannot follow the registry");
+        }
+        Ok(Some(UpdateStatus::Superseded))
     }
 
     /// Validates and packs `checkout`: every error fails the job.
@@ -501,16 +579,18 @@ impl Updates {
         Ok(Built { document: generated.document, sources: generated.sources, uploads, checkout })
     }
 
-    /// The commit of the index at `devfile-index:latest` (`None`: there is none).
-    async fn published_commit(&self, store: &OciStore) -> Result<Option<String>, String> {
+    /// The manifest digest and the commit of the index at `devfile-index:latest` (`None`: there
+    /// is none).
+    async fn published(&self, store: &OciStore) -> Result<Option<(String, String)>, String> {
         let current = self.snapshots.current();
-        let digest = store.index_digest().await.map_err(|e| e.to_string())?;
+        let cannot = |e: crate::store::StoreError| format!("cannot read devfile-index:latest: {e}");
+        let digest = store.index_digest().await.map_err(cannot)?;
         let Some(digest) = digest else { return Ok(None) };
         if current.published_digest() == Some(digest.as_str()) {
-            return Ok(Some(current.commit_hash().to_string()));
+            return Ok(Some((digest, current.commit_hash().to_string())));
         }
-        let published = store.index_at(&digest).await.map_err(|e| e.to_string())?;
-        Ok(published.map(|p| p.document.commit_hash))
+        let published = store.index_at(&digest).await.map_err(cannot)?;
+        Ok(published.map(|p| (digest, p.document.commit_hash)))
     }
 
     /// OCI mode: serves `devfile-index:latest` if it is not what is served. Does nothing in the
