@@ -3,9 +3,11 @@
 //! the same on every machine and every run), a real OCI registry ([`registry`]), a proxy that
 //! makes it misbehave on demand ([`faults`]), third-party clients to read it with ([`oras`]) and
 //! the server binary as a process ([`server`]), and the monitored repository of dynamic updates
-//! with a client that triggers them ([`updates`]).
+//! with a client that triggers them ([`updates`]), and headless Chromium for the viewer
+//! ([`browser`]).
 //! No mocks: every component is the real program.
 
+pub mod browser;
 pub mod faults;
 pub mod oras;
 pub mod registry;

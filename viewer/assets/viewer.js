@@ -22,7 +22,8 @@
     var fallback = document.createElement("span");
     fallback.className = img.className + " icon-fallback";
     fallback.setAttribute("aria-hidden", "true");
-    fallback.textContent = (img.alt || "?").charAt(0).toUpperCase();
+    var letter = (img.alt || "").match(/[A-Za-z0-9]/);
+    fallback.textContent = letter ? letter[0].toUpperCase() : "?";
     img.replaceWith(fallback);
   }, true);
 
@@ -148,6 +149,7 @@
   events.addEventListener("index", function (event) {
     var data;
     try { data = JSON.parse(event.data); } catch (e) { return; }
+    body.dataset.subscribed = "true";
     if (data.digest && data.digest !== body.dataset.digest) {
       body.dataset.digest = data.digest;
       refresh();
