@@ -53,14 +53,8 @@ async fn the_gallery_lists_the_community_registry_and_search_and_facets_narrow_i
         )
         .await;
     let maven = maven.as_str().expect("a Maven tag facet").to_string();
-    let expected: usize = browser
-        .find(&format!("label[for='{maven}'] .count"))
-        .await
-        .text()
-        .await
-        .unwrap()
-        .parse()
-        .unwrap();
+    let expected: usize =
+        browser.find(&format!("label[for='{maven}'] .count")).await.text().await.unwrap().parse().unwrap();
     browser.find(&format!("label[for='{maven}']")).await.click().await.unwrap();
     browser.wait_until("the facet applies", "return location.search.includes('tags=Maven')").await;
     browser.find("#results").await;
@@ -151,7 +145,9 @@ async fn a_published_stack_appears_on_an_open_gallery_without_navigation() {
     let job = client.wait(&client.trigger(&commit, &["go-next"]).await.id).await;
     assert_eq!(job.status, schemas::updates::UpdateStatus::Live, "{job:#?}\n{}", server.log());
 
-    browser.wait_until("the new stack appears", "return !!document.querySelector(\".card[data-name='go-next']\")").await;
+    browser
+        .wait_until("the new stack appears", "return !!document.querySelector(\".card[data-name='go-next']\")")
+        .await;
     assert_eq!(browser.count(".card").await, before + 1);
     assert_eq!(browser.eval("return window.viewerTestMark", Vec::new()).await, Value::from("still here"));
     let status = browser.find("#live-status").await.text().await.unwrap();

@@ -30,7 +30,8 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// `sh -c WRAPPER chromedriver-wrapper BINARY PORT`: starts chromedriver in the background and,
 /// when standard input closes, kills the whole process group (the wrapper runs under `setsid`,
 /// so the group is chromedriver, the browsers it started, and the wrapper itself).
-const WRAPPER: &str = r#""$1" --port="$2" --allowed-ips=127.0.0.1 </dev/null >/dev/null 2>&1 & read -r line; kill -TERM 0"#;
+const WRAPPER: &str =
+    r#""$1" --port="$2" --allowed-ips=127.0.0.1 </dev/null >/dev/null 2>&1 & read -r line; kill -TERM 0"#;
 
 /// The flags of NOTES.md "Headless Chromium": no sandbox as root, and nothing that reaches out
 /// to the network on its own (the machine has no internet; refused connections flood it).
@@ -130,15 +131,17 @@ impl Browser {
         });
         let Value::Object(capabilities) = capabilities else { unreachable!() };
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = ClientBuilder::new(connector)
-            .capabilities(capabilities)
-            .connect(&driver.url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot open a Chromium session through chromedriver at {}: {e}", driver.url));
+        let client =
+            ClientBuilder::new(connector).capabilities(capabilities).connect(&driver.url).await.unwrap_or_else(|e| {
+                panic!("cannot open a Chromium session through chromedriver at {}: {e}", driver.url)
+            });
         let browser = Browser { client, downloads, _profile: profile, _permit: permit };
         // Downloads in headless Chromium need to be allowed explicitly (CDP).
         browser
-            .cdp("Browser.setDownloadBehavior", json!({ "behavior": "allow", "downloadPath": browser.downloads.path() }))
+            .cdp(
+                "Browser.setDownloadBehavior",
+                json!({ "behavior": "allow", "downloadPath": browser.downloads.path() }),
+            )
             .await;
         browser
     }
@@ -244,6 +247,7 @@ impl Browser {
 
 /// `target/viewer-screenshots`, where browser tests leave their screenshots.
 pub fn screenshots_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| crate::workspace().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| crate::workspace().join("target"));
     target.join("viewer-screenshots")
 }

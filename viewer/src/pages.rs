@@ -24,6 +24,16 @@ const CSP: &str = "default-src 'self'; img-src * data:; object-src 'none'; base-
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
+    // minijinja's HTML escaping also escapes `/`, which makes every URL in a page longer and
+    // harder to read; the five characters below are all HTML needs escaped.
+    env.set_formatter(|out, state, value| match value.as_str() {
+        Some(text) if !value.is_safe() && state.auto_escape() != minijinja::AutoEscape::None => {
+            let mut escaped = String::with_capacity(text.len());
+            highlight::escape_into(&mut escaped, text);
+            out.write_str(&escaped).map_err(minijinja::Error::from)
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    });
     for (name, source) in [
         ("base.html", include_str!("../templates/base.html")),
         ("gallery.html", include_str!("../templates/gallery.html")),
@@ -196,7 +206,8 @@ struct StarterLink {
 
 #[derive(Debug, Serialize)]
 struct GitSource<'a> {
-    remotes: Vec<(&'a str, &'a str)>,
+    /// Name, URL, and whether the URL may be a link (`http(s)` only).
+    remotes: Vec<(&'a str, &'a str, bool)>,
     revision: &'a str,
     sub_dir: &'a str,
 }
@@ -207,6 +218,7 @@ struct Selected<'a> {
     version: Option<&'a Version>,
 }
 
+#[expect(clippy::result_large_err, reason = "a request answers the page either way; nothing is passed up")]
 fn select<'a>(
     viewer: &Viewer,
     index: &'a dyn Index,
@@ -347,7 +359,7 @@ pub async fn detail(
             .collect();
     }
     let git = version.and_then(|v| v.git.as_ref()).or(entry.git.as_ref()).map(|git| GitSource {
-        remotes: git.remotes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        remotes: git.remotes.iter().map(|(k, v)| (k.as_str(), v.as_str(), safe_url(v).is_some())).collect(),
         revision: &git.revision,
         sub_dir: &git.sub_dir,
     });
