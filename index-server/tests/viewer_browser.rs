@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use tests::browser::Browser;
-use tests::updates::{Client, TOKEN, World, add_stack};
+use tests::updates::{Client, TOKEN, World, add_stack, edit};
 use tests::{ServerProcess, copy_tree, workspace};
 
 const BIN: &str = env!("CARGO_BIN_EXE_index-server");
@@ -140,10 +140,37 @@ async fn a_published_stack_appears_on_an_open_gallery_without_navigation() {
     // A mark that a reload would lose; wait until the page listens to /api/events.
     browser.eval("window.viewerTestMark = 'still here'; return true", Vec::new()).await;
     browser.wait_until("the page subscribes", "return document.body.dataset.subscribed === 'true'").await;
+    let gallery = browser.client.window().await.unwrap();
+    // And a detail page in another tab.
+    let tab = browser.client.new_window(true).await.unwrap();
+    browser.client.switch_to_window(tab.handle).await.unwrap();
+    browser.goto(&format!("{}/viewer/devfiles/Community/java-maven", server.url())).await;
+    browser.find("#version-picker").await;
+    browser.eval("window.viewerTestMark = 'still here'; return true", Vec::new()).await;
+    browser.wait_until("the detail page subscribes", "return document.body.dataset.subscribed === 'true'").await;
 
-    let commit = world.commit("add go-next", |root| add_stack(root, "go-next"));
+    // One merge: a new stack, and a new version of java-maven.
+    let commit = world.commit("add go-next and java-maven 2.1.0", |root| {
+        add_stack(root, "go-next");
+        let stack = root.join("stacks/java-maven");
+        copy_tree(&stack.join("2.0.0"), &stack.join("2.1.0")).unwrap();
+        edit(root, "stacks/java-maven/2.1.0/devfile.yaml", "version: \"2.0.0\"", "version: \"2.1.0\"");
+        edit(root, "stacks/java-maven/stack.yaml", "  - version: 2.0.0", "  - version: 2.1.0\n  - version: 2.0.0");
+    });
     let job = client.wait(&client.trigger(&commit, &["go-next"]).await.id).await;
     assert_eq!(job.status, schemas::updates::UpdateStatus::Live, "{job:#?}\n{}", server.log());
+
+    // The detail page offers the new version.
+    let notice = browser.find("#live-notice:not([hidden]) a").await;
+    assert_eq!(notice.text().await.unwrap(), "2.1.0");
+    assert_eq!(
+        notice.attr("href").await.unwrap().unwrap(),
+        "/viewer/devfiles/Community/java-maven?devfile-version=2.1.0"
+    );
+    assert_eq!(browser.eval("return window.viewerTestMark", Vec::new()).await, Value::from("still here"));
+    assert_eq!(browser.count("#devfile-version option[value='2.1.0']").await, 1, "the picker lists it");
+    browser.screenshot("detail-live-update").await;
+    browser.client.switch_to_window(gallery).await.unwrap();
 
     browser
         .wait_until("the new stack appears", "return !!document.querySelector(\".card[data-name='go-next']\")")
