@@ -104,7 +104,10 @@ pub fn app(state: AppState) -> Router {
     let viewer = if state.options.headless {
         Router::new().route("/viewer", get(routing::headless)).route("/viewer/{*path}", get(routing::headless))
     } else {
-        Router::new().nest("/viewer", viewer::router(Arc::new(catalog::Catalog::new(state.clone()))))
+        // The viewer's pages answer other methods as every route does.
+        let pages = viewer::router(Arc::new(catalog::Catalog::new(state.clone())))
+            .method_not_allowed_fallback(routing::method_not_allowed);
+        Router::new().nest("/viewer", pages)
     };
     Router::new()
         .route("/", get(routing::root))

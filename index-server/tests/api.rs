@@ -159,7 +159,7 @@ async fn viewer_is_400_in_headless_mode() {
 async fn unknown_paths_are_404_json() {
     for uri in ["/nope", "/index/stack/extra", "/devfiles", "/v3", "/stacks"] {
         let reply = get(default_registry(), uri).await;
-        assert_eq!(reply.status, StatusCode::OK, "{uri}");
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(reply.header(header::CONTENT_TYPE), JSON);
         assert!(reply.json()["status"].is_string());
     }
