@@ -18,8 +18,8 @@ fi
 schemas/fetch-devfile-schemas.sh
 
 # Real components for the end-to-end tests (Debian packages): the CNCF distribution registry,
-# skopeo, htpasswd (bcrypt entries for the registry's basic auth) and Python's venv (the tests
-# install the oras client into a virtualenv of their own).
+# skopeo, htpasswd (bcrypt entries for the registry's basic auth), Python's venv (the tests
+# install the oras client into a virtualenv of their own), and Chromium with chromedriver.
 packages=()
 [ -x /usr/bin/docker-registry ] || packages+=(docker-registry)
 command -v skopeo >/dev/null || packages+=(skopeo)
@@ -30,6 +30,9 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 for tool in curl jq openssl; do
     command -v "$tool" >/dev/null || packages+=("$tool")
 done
+# Headless Chromium and its WebDriver for the viewer's browser tests.
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
 if [ ${#packages[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
         echo "setup: missing Debian packages ${packages[*]}: install them as root with" \

@@ -34,8 +34,6 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("registry viewer is not available in headless mode")]
     Headless,
-    #[error("the registry viewer is not available in this build")]
-    NoViewer,
     #[error("the URL is longer than {0} bytes")]
     UriTooLong(usize),
     #[error("failed to pull the devfile of {name}")]
@@ -69,8 +67,7 @@ impl ApiError {
             | ApiError::UnknownStarterProject { .. }
             | ApiError::StarterProjectUnavailable { .. }
             | ApiError::FileNotFound(_)
-            | ApiError::NotFound(_)
-            | ApiError::NoViewer => StatusCode::NOT_FOUND,
+            | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::Store { .. } | ApiError::DevfileUnreadable { .. } => StatusCode::INTERNAL_SERVER_ERROR,

@@ -137,6 +137,13 @@ impl Icons {
         }
     }
 
+    /// The `data:` URI of the top-level icon of the entry `name` of `snapshot`, when it is cached.
+    pub fn cached(&self, snapshot: &Snapshot, name: &str) -> Option<Arc<str>> {
+        let entry = snapshot.entry(name)?;
+        let (key, _) = source(snapshot, name, &entry.icon)?;
+        self.cache.read().unwrap_or_else(|e| e.into_inner()).get(&key).cloned()
+    }
+
     async fn fetch_all(self: Arc<Self>, jobs: Vec<(String, Source)>) {
         let started = Instant::now();
         let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));

@@ -7,6 +7,7 @@
 //!
 //! [`app`] is the whole HTTP surface; tests drive it with `tower::ServiceExt::oneshot`.
 
+pub mod catalog;
 pub mod config;
 mod devfiles;
 mod distribution;
@@ -100,6 +101,14 @@ pub fn app(state: AppState) -> Router {
         .route("/v2index", get(listing::v2_stacks))
         .route("/v2index/{type}", get(listing::v2_typed))
         .route_layer(cors);
+    let viewer = if state.options.headless {
+        Router::new().route("/viewer", get(routing::headless)).route("/viewer/{*path}", get(routing::headless))
+    } else {
+        // The viewer's pages answer other methods as every route does.
+        let pages = viewer::router(Arc::new(catalog::Catalog::new(state.clone())))
+            .method_not_allowed_fallback(routing::method_not_allowed);
+        Router::new().nest("/viewer", pages)
+    };
     Router::new()
         .route("/", get(routing::root))
         .route("/health", get(routing::health))
@@ -109,8 +118,7 @@ pub fn app(state: AppState) -> Router {
         .route("/devfiles/{name}/starter-projects/{project}", get(starter_projects::default_version))
         .route("/devfiles/{name}/{version}/starter-projects/{project}", get(starter_projects::with_version))
         .route("/stacks/{*path}", get(files::stack_file))
-        .route("/viewer", get(routing::viewer))
-        .route("/viewer/{*path}", get(routing::viewer))
+        .merge(viewer)
         .route("/metrics", get(metrics::exposition))
         .route("/api/events", get(events::stream))
         .merge(updates::routes())

@@ -1,7 +1,7 @@
-//! The small routes (`/`, `/health`, `/viewer`) and the rules every route shares: GET only,
+//! The small routes (`/`, `/health`, `/viewer` in headless mode) and the rules every route shares: GET only,
 //! unknown paths, trailing slashes, URL length, and the request span with telemetry headers.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -41,9 +41,9 @@ pub async fn health() -> impl IntoResponse {
     Json(json!({ "message": "the server is up and running" }))
 }
 
-/// `GET /viewer...`: not built yet; in headless mode, the reference's 400.
-pub async fn viewer(State(state): State<AppState>) -> ApiError {
-    if state.options.headless { ApiError::Headless } else { ApiError::NoViewer }
+/// `GET /viewer...` in headless mode: the reference's 400.
+pub async fn headless() -> ApiError {
+    ApiError::Headless
 }
 
 /// Unknown paths: 404, except that a GET with a trailing slash is sent to the path without it.

@@ -3,10 +3,12 @@
 //! the same on every machine and every run), a real OCI registry ([`registry`]), a proxy that
 //! makes it misbehave on demand ([`faults`]), third-party clients to read it with ([`oras`]) and
 //! the server binary as a process ([`server`]), and the monitored repository of dynamic updates
-//! with a client that triggers them ([`updates`]).
+//! with a client that triggers them ([`updates`]), and headless Chromium for the viewer
+//! ([`browser`]).
 //! No mocks: every component is the real program, except the GitHub API, which cannot be reached
 //! from here: [`github`] serves a real Git repository through the endpoints we call.
 
+pub mod browser;
 pub mod faults;
 pub mod github;
 pub mod oras;
