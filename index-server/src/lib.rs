@@ -20,6 +20,7 @@ pub mod icons;
 mod listing;
 mod metrics;
 pub mod oci;
+pub mod prebuilt;
 mod routing;
 pub mod snapshot;
 mod starter_projects;
@@ -32,7 +33,6 @@ use axum::Router;
 use axum::http::Method;
 use tower_http::cors::{self, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use error::ApiError;
 pub use events::EventHub;
@@ -122,10 +122,6 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(routing::limit_uri))
         .layer(RequestBodyLimitLayer::new(routing::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(routing::request_span)
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
+        .layer(axum::middleware::from_fn(routing::log_request))
         .with_state(state)
 }
