@@ -86,7 +86,7 @@ async fn run(config: Config, stopping: Arc<AtomicBool>) -> Result<()> {
             "taking updates"
         );
         updates.start();
-        state.updates = Some(updates);
+        state = state.with_updates(updates);
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -105,6 +105,13 @@ async fn run(config: Config, stopping: Arc<AtomicBool>) -> Result<()> {
         events.close();
         let _ = signalled.send(true);
     };
+    // Responses go out at once, as nginx's `tcp_nodelay on` does: a body written in several
+    // segments must not wait for the client's acknowledgement of the previous one.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app(state)).with_graceful_shutdown(stop_serving);
     let grace_over = async move {
         // Only once the signal came; an error here means the server already ended.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
@@ -71,13 +71,13 @@ impl Metrics {
 
 /// Middleware: counts every answered request under its route template (`/devfiles/{name}`, not
 /// the concrete path), or `unmatched`.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     // Both are reference-counted: cloning them allocates nothing.
     let route = request.extensions().get::<MatchedPath>().cloned();
     let client = request.headers().get("client").cloned();
     let response = next.run(request).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    state.metrics.record(route, response.status().as_u16(), client.as_ref().and_then(|v| v.to_str().ok()));
+    metrics.record(route, response.status().as_u16(), client.as_ref().and_then(|v| v.to_str().ok()));
     response
 }
 
