@@ -5,8 +5,12 @@
 //! a problem (a warning, or an error in strict mode), never a failed run: the sample stays in the
 //! index, and only its devfile is unavailable.
 
+use std::io::{Read, Seek};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use schemas::index::{DevfileType, Git, IndexDocument};
 
@@ -39,9 +43,28 @@ struct Job<'a> {
     git: Option<&'a Git>,
 }
 
+/// Bounds on fetching: how long one sample version may take (all its `git` runs together), and a
+/// flag that abandons every fetch still running when it is set. A `git` run that is stopped is
+/// killed with the processes it started (its process group).
+#[derive(Debug, Clone, Default)]
+pub struct FetchLimits {
+    pub timeout: Option<Duration>,
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
 /// Fetches the devfile of every sample version of `document`, several remotes at a time.
 /// Returns the devfiles found, and a problem for each one that could not be fetched.
 pub fn fetch(document: &IndexDocument, strict: bool) -> (Vec<SampleDevfile>, Vec<Diagnostic>) {
+    fetch_with(document, strict, &FetchLimits::default())
+}
+
+/// [`fetch`] within `limits`: a sample that takes longer than the timeout, or is still being
+/// fetched when the flag is set, is a problem like an unreachable one.
+pub fn fetch_with(
+    document: &IndexDocument,
+    strict: bool,
+    limits: &FetchLimits,
+) -> (Vec<SampleDevfile>, Vec<Diagnostic>) {
     let mut jobs = Vec::new();
     for entry in document.stacks.iter().filter(|e| e.kind == Some(DevfileType::Sample)) {
         if entry.versions.is_empty() {
@@ -59,7 +82,16 @@ pub fn fetch(document: &IndexDocument, strict: bool) -> (Vec<SampleDevfile>, Vec
         // A few at a time: each is a `git` process mostly waiting on the network.
         let mut results = Vec::with_capacity(jobs.len());
         for chunk in jobs.chunks(8) {
-            let handles: Vec<_> = chunk.iter().map(|job| scope.spawn(|| fetch_one(job))).collect();
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|job| {
+                    let runner = Runner {
+                        deadline: limits.timeout.map(|t| (Instant::now() + t, t)),
+                        cancel: limits.cancel.as_deref(),
+                    };
+                    scope.spawn(move || fetch_one(job, &runner))
+                })
+                .collect();
             results.extend(handles.into_iter().map(|h| h.join().expect("a sample fetch does not panic")));
         }
         results
@@ -97,18 +129,20 @@ fn remote(git: &Git) -> Option<(&str, Option<&str>)> {
     Some((url, Some(git.revision.as_str()).filter(|r| !r.is_empty())))
 }
 
-fn fetch_one(job: &Job) -> Result<SampleDevfile, String> {
+fn fetch_one(job: &Job, run: &Runner) -> Result<SampleDevfile, String> {
     let git = job.git.ok_or("it has no git remote")?;
     let (url, revision) = remote(git).ok_or("its git section names no remote")?;
     let at = revision.unwrap_or("HEAD");
     let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))?;
-    run_git(dir.path(), &["init", "--quiet", "--bare"])?;
+    run.run(dir.path(), &["init", "--quiet", "--bare"])?;
     // A shallow fetch of just that revision; older servers refuse a commit id that is not a
     // branch or tag head, so fall back to fetching everything.
-    let commit = match run_git(dir.path(), &["fetch", "--quiet", "--depth=1", "--no-tags", url, at]) {
+    let commit = match run.run(dir.path(), &["fetch", "--quiet", "--depth=1", "--no-tags", url, at]) {
         Ok(_) => "FETCH_HEAD".to_string(),
+        // Running out of time is not a reason to try a longer fetch.
+        Err(stopped) if run.stopped() => return Err(format!("{url} at {at}: {stopped}")),
         Err(shallow) => {
-            run_git(dir.path(), &["fetch", "--quiet", "--no-tags", url, "+refs/heads/*:refs/heads/*"])
+            run.run(dir.path(), &["fetch", "--quiet", "--no-tags", url, "+refs/heads/*:refs/heads/*"])
                 .map_err(|_| format!("{url} at {at}: {shallow}"))?;
             at.to_string()
         }
@@ -116,27 +150,107 @@ fn fetch_one(job: &Job) -> Result<SampleDevfile, String> {
     let prefix = git.sub_dir.trim_matches('/');
     for path in DEVFILE_PATHS {
         let path = if prefix.is_empty() { path.to_string() } else { format!("{prefix}/{path}") };
-        if let Ok(bytes) = run_git(dir.path(), &["cat-file", "blob", &format!("{commit}:{path}")]) {
+        if let Ok(bytes) = run.run(dir.path(), &["cat-file", "blob", &format!("{commit}:{path}")]) {
             return Ok(SampleDevfile { name: job.name.to_string(), tag: job.tag.to_string(), path, bytes });
         }
     }
     Err(format!("{url} at {at} has none of {}", DEVFILE_PATHS.join(", ")))
 }
 
-/// Runs git, turning a failure into its last line of standard error.
-fn run_git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        // Never wait for a password on a terminal.
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if output.status.success() {
-        return Ok(output.stdout);
+/// How `git` runs for one sample version: until its deadline (the instant, and the timeout it
+/// came from for the message), unless the cancel flag is set first.
+struct Runner<'a> {
+    deadline: Option<(Instant, Duration)>,
+    cancel: Option<&'a AtomicBool>,
+}
+
+impl Runner<'_> {
+    /// Runs git, turning a failure into its last line of standard error.
+    fn run(&self, dir: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+        let mut command = Command::new("git");
+        command
+            .args(args)
+            .current_dir(dir)
+            // Never wait for a password on a terminal.
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::null());
+        if self.deadline.is_none() && self.cancel.is_none() {
+            let output = command.output().map_err(|e| format!("cannot run git: {e}"))?;
+            return outcome(output.status, output.stdout, &output.stderr);
+        }
+        // Bounded: git may be stopped, so it writes to files (a pipe could be held open by a
+        // helper it started) and runs in a process group of its own, which is killed whole.
+        let file = || tempfile::tempfile().map_err(|e| format!("cannot create a temporary file: {e}"));
+        let (mut stdout, mut stderr) = (file()?, file()?);
+        let clone = |f: &std::fs::File| f.try_clone().map_err(|e| format!("cannot create a temporary file: {e}"));
+        command.stdout(clone(&stdout)?).stderr(clone(&stderr)?);
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command.spawn().map_err(|e| format!("cannot run git: {e}"))?;
+        let mut pause = Duration::from_millis(1);
+        let status = loop {
+            if let Some(status) = child.try_wait().map_err(|e| format!("cannot wait for git: {e}"))? {
+                break status;
+            }
+            let why = if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                Some("abandoned (the fetch was cancelled)".to_string())
+            } else {
+                self.deadline
+                    .filter(|(at, _)| Instant::now() >= *at)
+                    .map(|(_, timeout)| format!("timed out after {}", humanize(timeout)))
+            };
+            if let Some(why) = why {
+                kill(&mut child);
+                return Err(format!("git {} {why}", args.first().unwrap_or(&"")));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        };
+        let read = |f: &mut std::fs::File| {
+            let mut bytes = Vec::new();
+            f.rewind().and_then(|()| f.read_to_end(&mut bytes)).map(|_| bytes)
+        };
+        let out = read(&mut stdout).map_err(|e| format!("cannot read git's output: {e}"))?;
+        let err = read(&mut stderr).unwrap_or_default();
+        outcome(status, out, &err)
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    /// Whether this sample's time is up or the fetch was cancelled.
+    fn stopped(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+            || self.deadline.is_some_and(|(at, _)| Instant::now() >= at)
+    }
+}
+
+/// Kills git and whatever it started (its process group), then reaps it.
+fn kill(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `60 s`, `1.5 s`, `500 ms`.
+fn humanize(duration: Duration) -> String {
+    if duration.as_millis() % 1000 == 0 {
+        format!("{} s", duration.as_secs())
+    } else if duration < Duration::from_secs(1) {
+        format!("{} ms", duration.as_millis())
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}
+
+/// Standard output on success, else the last line of standard error.
+fn outcome(status: std::process::ExitStatus, stdout: Vec<u8>, stderr: &[u8]) -> Result<Vec<u8>, String> {
+    if status.success() {
+        return Ok(stdout);
+    }
+    let stderr = String::from_utf8_lossy(stderr);
     Err(stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("git failed").trim().to_string())
 }
 

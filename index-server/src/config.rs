@@ -1,6 +1,7 @@
 //! The server's configuration: flags with environment fallbacks (SPEC §9).
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
@@ -11,7 +12,10 @@ use crate::ServeOptions;
 /// Serves a devfile registry: the REST API of the devfile community registry, from an in-memory
 /// snapshot of the index. In embedded mode the index is generated from SOURCE at startup and
 /// devfiles are served from memory; in OCI mode (--oci-registry) the index published at
-/// devfile-index:latest is served, and devfiles come from the registry.
+/// devfile-index:latest is served, and devfiles come from the registry; in prebuilt mode
+/// (--index) an index.json built elsewhere is served with the stacks and samples folders laid
+/// out as in the reference's registry image. Precedence: --oci-registry, then --source or
+/// REGISTRY_REPO_URL, then --index, then ./stacks.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "index-server", version, about)]
 pub struct Config {
@@ -58,12 +62,128 @@ pub struct Config {
     /// The registry's name, as the viewer shows it.
     #[arg(long, env = "REGISTRY_NAME", default_value = "Community")]
     pub registry_name: String,
+
+    /// Prebuilt mode: serve this index.json as it is (the reference's bare array of entries, or
+    /// the `{"commit_hash", "stacks"}` document), without generating or validating anything.
+    #[arg(long, env = "DEVFILE_INDEX", value_name = "FILE")]
+    pub index: Option<PathBuf>,
+
+    /// Prebuilt mode: the stacks folder (`<name>/<version>/` or `<name>/` per stack version),
+    /// packed into memory at startup. Default: `stacks` next to the index file.
+    #[arg(long, env = "DEVFILE_STACKS", value_name = "DIR")]
+    pub stacks: Option<PathBuf>,
+
+    /// Prebuilt mode: the samples folder (`<name>/devfile.yaml` or `<name>/<version>/devfile.yaml`).
+    /// Default: `samples` next to the index file.
+    #[arg(long, env = "DEVFILE_SAMPLES", value_name = "DIR")]
+    pub samples: Option<PathBuf>,
+
+    /// Embedded mode: how long fetching one sample devfile from its Git remote may take before
+    /// it is abandoned (the sample then answers 404).
+    #[arg(long, env = "SAMPLE_FETCH_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub sample_fetch_timeout: Duration,
+}
+
+/// Where the index being served comes from, after precedence (see [`Config::mode`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// `--oci-registry`: the index published at `devfile-index:latest`.
+    Oci { url: String },
+    /// `--source`, `REGISTRY_REPO_URL` or `./stacks`: generated at startup from a registry repository.
+    Embedded { source: String },
+    /// `--index`: an index.json built elsewhere, with its stacks and samples folders.
+    Prebuilt(Prebuilt),
+}
+
+impl Mode {
+    /// `oci`, `embedded` or `prebuilt`, for the log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Oci { .. } => "oci",
+            Mode::Embedded { .. } => "embedded",
+            Mode::Prebuilt(_) => "prebuilt",
+        }
+    }
+}
+
+/// The files of the prebuilt mode (SPEC §9 `DEVFILE_INDEX`, `DEVFILE_STACKS`, `DEVFILE_SAMPLES`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prebuilt {
+    pub index: PathBuf,
+    /// `None` when neither given nor present next to the index: stack devfiles answer 404.
+    pub stacks: Option<PathBuf>,
+    /// `None` when neither given nor present next to the index: sample devfiles answer 404.
+    pub samples: Option<PathBuf>,
+}
+
+/// A setting that was given but has no effect in the chosen mode, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// The flag and its variable, as the user may have spelled either: `--index (DEVFILE_INDEX)`.
+    pub setting: &'static str,
+    pub reason: &'static str,
 }
 
 impl Config {
     /// The source to load: --source, else REGISTRY_REPO_URL, else ./stacks.
     pub fn source(&self) -> &str {
         self.source.as_deref().or(self.repo_url.as_deref()).unwrap_or("./stacks")
+    }
+
+    /// What to serve, and the settings that the choice leaves without effect. Precedence: an OCI
+    /// registry (`--oci-registry`), then a registry repository named explicitly (`--source`,
+    /// `REGISTRY_REPO_URL`), then a prebuilt index (`--index`), then the default `./stacks`.
+    /// Explicit sources beat the prebuilt index because they are what updates follow.
+    pub fn mode(&self) -> (Mode, Vec<Ignored>) {
+        let mut ignored = Vec::new();
+        let mut ignore = |given: bool, setting: &'static str, reason: &'static str| {
+            if given {
+                ignored.push(Ignored { setting, reason });
+            }
+        };
+        let prebuilt_given = self.index.is_some() || self.stacks.is_some() || self.samples.is_some();
+        let mode = if let Some(url) = &self.oci_registry {
+            const WHY: &str = "the OCI mode (--oci-registry) serves the index published to the registry";
+            ignore(self.source.is_some(), "--source", WHY);
+            ignore(self.index.is_some(), "--index (DEVFILE_INDEX)", WHY);
+            ignore(self.stacks.is_some(), "--stacks (DEVFILE_STACKS)", WHY);
+            ignore(self.samples.is_some(), "--samples (DEVFILE_SAMPLES)", WHY);
+            Mode::Oci { url: url.clone() }
+        } else if self.source.is_some() || self.repo_url.is_some() {
+            const WHY: &str = "the index is generated from the registry repository (--source or REGISTRY_REPO_URL)";
+            ignore(self.index.is_some(), "--index (DEVFILE_INDEX)", WHY);
+            ignore(self.stacks.is_some(), "--stacks (DEVFILE_STACKS)", WHY);
+            ignore(self.samples.is_some(), "--samples (DEVFILE_SAMPLES)", WHY);
+            Mode::Embedded { source: self.source().to_string() }
+        } else if let Some(index) = &self.index {
+            ignore(self.reference.is_some(), "--ref (REGISTRY_REPO_BRANCH)", "a prebuilt index is not read from Git");
+            let beside = |name: &str| {
+                let dir = index.parent().unwrap_or(Path::new(".")).join(name);
+                dir.is_dir().then_some(dir)
+            };
+            Mode::Prebuilt(Prebuilt {
+                index: index.clone(),
+                stacks: self.stacks.clone().or_else(|| beside("stacks")),
+                samples: self.samples.clone().or_else(|| beside("samples")),
+            })
+        } else {
+            if prebuilt_given {
+                const WHY: &str =
+                    "the stacks and samples folders belong to a prebuilt index: give --index (DEVFILE_INDEX) too";
+                ignore(self.stacks.is_some(), "--stacks (DEVFILE_STACKS)", WHY);
+                ignore(self.samples.is_some(), "--samples (DEVFILE_SAMPLES)", WHY);
+            }
+            Mode::Embedded { source: self.source().to_string() }
+        };
+        if !matches!(mode, Mode::Embedded { .. }) {
+            // Only the embedded mode fetches sample devfiles from Git.
+            ignore(
+                self.sample_fetch_timeout != DEFAULT_SAMPLE_FETCH_TIMEOUT,
+                "--sample-fetch-timeout (SAMPLE_FETCH_TIMEOUT)",
+                "only the embedded mode fetches sample devfiles from Git",
+            );
+        }
+        (mode, ignored)
     }
 
     /// The OCI registry's credentials: the user name with OCI_REGISTRY_PASSWORD, else anonymous.
@@ -96,6 +216,9 @@ impl Config {
         ServeOptions { headless: self.headless, registry_name: self.registry_name.clone() }
     }
 }
+
+/// The default of `--sample-fetch-timeout`, which its `default_value` spells.
+const DEFAULT_SAMPLE_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `30s`, `500ms`, `2m`, `1h`, or a number of seconds; at least 100 ms.
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -155,6 +278,58 @@ mod tests {
         for bad in ["", "s", "1d", "10ms", "-1s", "1.5s"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn mode_precedence() {
+        use super::{Mode, Prebuilt};
+        let mode = |args: &[&str]| {
+            let config = Config::try_parse_from(std::iter::once("index-server").chain(args.iter().copied())).unwrap();
+            let (mode, ignored) = config.mode();
+            (mode, ignored.iter().map(|i| i.setting).collect::<Vec<_>>())
+        };
+        let embedded = |source: &str| Mode::Embedded { source: source.to_string() };
+        assert_eq!(mode(&[]), (embedded("./stacks"), vec![]));
+        let (oci, ignored) =
+            mode(&["--oci-registry", "r:5000", "--source", "s", "--index", "i.json", "--samples", "x"]);
+        assert_eq!(oci, Mode::Oci { url: "r:5000".to_string() });
+        assert_eq!(ignored, ["--source", "--index (DEVFILE_INDEX)", "--samples (DEVFILE_SAMPLES)"]);
+        assert_eq!(
+            mode(&["--repo-url", "https://git.example/r.git", "--index", "i.json", "--stacks", "s"]),
+            (embedded("https://git.example/r.git"), vec!["--index (DEVFILE_INDEX)", "--stacks (DEVFILE_STACKS)"])
+        );
+        assert_eq!(
+            mode(&["--index", "/nowhere/index.json", "--stacks", "/s", "--ref", "main"]),
+            (
+                Mode::Prebuilt(Prebuilt {
+                    index: "/nowhere/index.json".into(),
+                    stacks: Some("/s".into()),
+                    samples: None
+                }),
+                vec!["--ref (REGISTRY_REPO_BRANCH)"]
+            )
+        );
+        // Folders and no index: the default registry, and the folders are said to be ignored.
+        assert_eq!(
+            mode(&["--stacks", "/s", "--samples", "/x"]),
+            (embedded("./stacks"), vec!["--stacks (DEVFILE_STACKS)", "--samples (DEVFILE_SAMPLES)"])
+        );
+        assert_eq!(
+            mode(&["--index", "i.json", "--sample-fetch-timeout", "5s"]).1,
+            ["--sample-fetch-timeout (SAMPLE_FETCH_TIMEOUT)"]
+        );
+    }
+
+    #[test]
+    fn prebuilt_folders_default_to_the_index_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("stacks")).unwrap();
+        let index = dir.path().join("index.json");
+        let config = Config::try_parse_from(["index-server", "--index", index.to_str().unwrap()]).unwrap();
+        let super::Mode::Prebuilt(prebuilt) = config.mode().0 else { panic!("not the prebuilt mode") };
+        assert_eq!(prebuilt.stacks, Some(dir.path().join("stacks")));
+        // No samples folder there: none.
+        assert_eq!(prebuilt.samples, None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! How these routes name a stack version ([`locate`]) is shared with the starter project routes.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use schemas::index::{DevfileType, IndexEntry, Version};
@@ -31,7 +31,8 @@ pub async fn with_version(
 async fn devfile(state: &AppState, name: String, version: String, query: Option<&str>) -> Result<Response, ApiError> {
     let at = locate(&state.snapshots.current(), &name, &version, query)?;
     let bytes = read(state, &name, &at).await?;
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response())
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], bytes)
+        .into_response())
 }
 
 /// A devfile as the store addresses it: `devfile-catalog/<folder>:<version>` for a stack
@@ -109,7 +110,7 @@ fn latest<'a>(entry: &'a IndexEntry, schemas: &VersionRange) -> Option<&'a Versi
 
 /// The stack folder a version was published from: `links.self` is
 /// `devfile-catalog/<stack folder>:<version>`, and the entry's name may differ from the folder.
-fn stack_folder<'a>(entry: &'a IndexEntry, version: &'a Version) -> &'a str {
+pub(crate) fn stack_folder<'a>(entry: &'a IndexEntry, version: &'a Version) -> &'a str {
     version
         .links
         .get("self")

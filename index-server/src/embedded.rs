@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use index_generator::samples::FetchLimits;
 use index_generator::{Checkout, DevfileSchemas, NoProgress, Options, ScanError, SourceError, source};
 
 use crate::snapshot::Snapshot;
@@ -69,12 +70,25 @@ pub fn load(source_name: &str, reference: Option<&str>) -> Result<Loaded, LoadEr
 }
 
 /// Fetches the devfile of every sample of `snapshot` from its Git remote and adds it to `store`.
-/// Blocking (Git); a sample that cannot be fetched is logged and answers 404.
-pub fn fetch_samples(snapshot: &Snapshot, store: &LocalStore) {
+/// Blocking (Git); a sample that cannot be fetched within `limits` (its timeout, the shutdown
+/// flag) is logged and answers 404.
+pub fn fetch_samples(snapshot: &Snapshot, store: &LocalStore, limits: &FetchLimits) {
     let started = Instant::now();
-    let (samples, problems) = index_generator::samples::fetch(snapshot.document(), false);
+    let (samples, problems) = index_generator::samples::fetch_with(snapshot.document(), false, limits);
+    if limits.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+        tracing::debug!("sample devfile fetching abandoned: the server is stopping");
+        return;
+    }
     for problem in &problems {
         tracing::warn!(rule = %problem.rule, "{}", problem.message);
+    }
+    let timed_out = problems.iter().filter(|p| p.message.contains("timed out after")).count();
+    if let (Some(timeout), 1..) = (limits.timeout, timed_out) {
+        tracing::warn!(
+            timed_out,
+            timeout_ms = timeout.as_millis() as u64,
+            "{timed_out} sample devfile fetch(es) took longer than the sample fetch timeout (--sample-fetch-timeout, SAMPLE_FETCH_TIMEOUT) and were abandoned: those samples answer 404"
+        );
     }
     let fetched = samples.len();
     match index_generator::publish::uploads(std::path::Path::new("."), &[], &samples) {

@@ -4,6 +4,8 @@
 //! filters the snapshot's parsed entries and serializes the result, which the snapshot caches. Either way the body carries
 //! a strong `ETag` and `If-None-Match` is honoured.
 
+use std::borrow::Cow;
+
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::filter::{Family, IndexQuery};
-use crate::snapshot::{Body, Listing};
+use crate::snapshot::{Body, Listing, Snapshot};
 
 pub async fn v1_stacks(State(state): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
     answer(&state, Family::V1, Ok(Listing::Stacks), query.as_deref(), &headers)
@@ -50,22 +52,25 @@ fn answer(
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Response {
-    match body(state, family, listing, query) {
-        Ok(body) => respond(body, headers),
+    let snapshot = state.snapshots.current();
+    match body(state, &snapshot, family, listing, query) {
+        Ok(body) => respond(&body, headers),
         Err(e) => e.into_response(),
     }
 }
 
-fn body(
+/// The body to send: the snapshot's own for an unfiltered request (nothing is copied), else a
+/// filtered one.
+fn body<'a>(
     state: &AppState,
+    snapshot: &'a Snapshot,
     family: Family,
     listing: Result<Listing, ApiError>,
     query: Option<&str>,
-) -> Result<Body, ApiError> {
+) -> Result<Cow<'a, Body>, ApiError> {
     let listing = listing?;
-    let raw = query.unwrap_or("");
-    let query = IndexQuery::parse(query, family)?;
-    let snapshot = state.snapshots.current();
+    let Some(raw) = query else { return Ok(Cow::Borrowed(snapshot.body(family, listing))) };
+    let query = IndexQuery::parse(Some(raw), family)?;
     if query.icon_base64 {
         let mut entries = if query.filters() {
             query.apply(snapshot.entries(family), family, listing)
@@ -74,27 +79,27 @@ fn body(
         };
         // The icons fetched so far; the others stay URLs (never fetched on a request's path).
         // Not cached: the set of fetched icons grows after the snapshot is made.
-        state.snapshots.icons().inline(&snapshot, &mut entries);
-        return Ok(Body::json_pretty(&entries));
+        state.snapshots.icons().inline(snapshot, &mut entries);
+        return Ok(Cow::Owned(Body::json_pretty(&entries)));
     }
     Ok(if query.filters() {
-        snapshot.filtered_body(family, listing, raw, || {
+        Cow::Owned(snapshot.filtered_body(family, listing, raw, || {
             Body::json_pretty(&query.apply(snapshot.entries(family), family, listing))
-        })
+        }))
     } else {
-        snapshot.body(family, listing).clone()
+        Cow::Borrowed(snapshot.body(family, listing))
     })
 }
 
-fn respond(body: Body, headers: &HeaderMap) -> Response {
-    let etag = HeaderValue::from_str(&body.etag).expect("an ETag is quoted hex");
+fn respond(body: &Body, headers: &HeaderMap) -> Response {
+    let etag = body.etag_header.clone();
     if if_none_match(headers, &body.etag) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
     }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (header::ETAG, etag)],
-        body.bytes,
+        body.bytes.clone(),
     )
         .into_response()
 }

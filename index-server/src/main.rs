@@ -3,17 +3,26 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use index_generator::publish::{Publisher, Target};
-use index_server::config::Config;
+use index_generator::samples::FetchLimits;
+use index_server::config::{Config, Mode, Prebuilt};
 use index_server::oci::OciStore;
 use index_server::updates::{Backend, Updates};
-use index_server::{AppState, Snapshot, app, embedded};
+use index_server::{AppState, Snapshot, app, embedded, prebuilt};
 
 /// Artifacts pushed at once by an update.
 const PUBLISH_CONCURRENCY: usize = 16;
+/// How long requests in flight at SIGTERM may take to finish (a starter project fetched from
+/// Git may take minutes): past this the server stops anyway, under the 30 s Kubernetes gives.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// How long background work gets to notice that the server stops (a sample fetch kills its
+/// `git` processes) before it is abandoned.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -32,7 +41,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(config)) {
+    // Set once the server has stopped serving: work outside the runtime's tasks (sample devfile
+    // fetches on blocking threads, their `git` processes) gives up.
+    let stopping = Arc::new(AtomicBool::new(false));
+    let result = runtime.block_on(run(config, Arc::clone(&stopping)));
+    stopping.store(true, Ordering::Relaxed);
+    // Dropping the runtime would wait for every blocking task (a `git` fetch may hang for
+    // minutes): background tasks (icon fetches, update jobs, sample fetches) are abandoned.
+    runtime.shutdown_timeout(BACKGROUND_GRACE);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -41,10 +58,15 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> Result<()> {
-    let (mut state, backend) = match &config.oci_registry {
-        Some(url) => oci_mode(&config, url).await?,
-        None => embedded_mode(&config).await?,
+async fn run(config: Config, stopping: Arc<AtomicBool>) -> Result<()> {
+    let (mode, ignored) = config.mode();
+    for ignored in &ignored {
+        tracing::warn!(setting = ignored.setting, "{} is ignored: {}", ignored.setting, ignored.reason);
+    }
+    let (mut state, backend) = match &mode {
+        Mode::Oci { url } => oci_mode(&config, url).await?,
+        Mode::Embedded { source } => embedded_mode(&config, source, stopping).await?,
+        Mode::Prebuilt(prebuilt) => prebuilt_mode(&config, prebuilt).await?,
     };
     // The embedded mode takes updates from a monitored repository only; the OCI mode also
     // follows the registry, where other replicas publish.
@@ -66,19 +88,48 @@ async fn run(config: Config) -> Result<()> {
             "taking updates"
         );
         updates.start();
-        state.updates = Some(updates);
+        state = state.with_updates(updates);
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(address = %config.listen, headless = config.headless, "serving the registry");
+    tracing::info!(
+        address = %config.listen,
+        mode = mode.name(),
+        headless = config.headless,
+        "serving the registry"
+    );
     let events = Arc::clone(&state.events);
-    let stopping = async move {
+    let (signalled, mut signal) = tokio::sync::watch::channel(false);
+    let stop_serving = async move {
         shutdown().await;
         // Open event streams would hold the graceful shutdown forever.
         events.close();
+        let _ = signalled.send(true);
     };
-    axum::serve(listener, app(state)).with_graceful_shutdown(stopping).await.context("the server failed")?;
+    // Responses go out at once, as nginx's `tcp_nodelay on` does: a body written in several
+    // segments must not wait for the client's acknowledgement of the previous one.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(stop_serving);
+    let grace_over = async move {
+        // Only once the signal came; an error here means the server already ended.
+        if signal.wait_for(|s| *s).await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served.context("the server failed")?,
+        () = grace_over => tracing::warn!(
+            grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
+            "requests still running after the shutdown grace period are cut"
+        ),
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -107,8 +158,8 @@ async fn oci_mode(config: &Config, url: &str) -> Result<(AppState, Backend)> {
 }
 
 /// Generates the index of the source in process and serves it from memory.
-async fn embedded_mode(config: &Config) -> Result<(AppState, Backend)> {
-    let source = config.source().to_string();
+async fn embedded_mode(config: &Config, source: &str, stopping: Arc<AtomicBool>) -> Result<(AppState, Backend)> {
+    let source = source.to_string();
     let reference = config.reference.clone();
     let loaded = tokio::task::spawn_blocking(move || embedded::load(&source, reference.as_deref()))
         .await
@@ -118,7 +169,31 @@ async fn embedded_mode(config: &Config) -> Result<(AppState, Backend)> {
     // Sample devfiles come from the network: serve at once, add them when they arrive.
     let snapshot = state.snapshots.current();
     let samples_store = Arc::clone(&store);
-    tokio::task::spawn_blocking(move || embedded::fetch_samples(&snapshot, &samples_store));
+    let limits = FetchLimits { timeout: Some(config.sample_fetch_timeout), cancel: Some(stopping) };
+    tokio::task::spawn_blocking(move || embedded::fetch_samples(&snapshot, &samples_store, &limits));
+    Ok((state, Backend::Local { store }))
+}
+
+/// Serves an index.json built elsewhere, with its stacks and samples folders; no network.
+async fn prebuilt_mode(config: &Config, prebuilt: &Prebuilt) -> Result<(AppState, Backend)> {
+    if prebuilt.stacks.is_none() {
+        tracing::warn!(
+            index = %prebuilt.index.display(),
+            "no stacks folder (--stacks, DEVFILE_STACKS, or stacks/ next to the index): stack devfiles answer 404"
+        );
+    }
+    if prebuilt.samples.is_none() {
+        tracing::info!(
+            index = %prebuilt.index.display(),
+            "no samples folder (--samples, DEVFILE_SAMPLES, or samples/ next to the index): sample devfiles answer 404"
+        );
+    }
+    let files = prebuilt.clone();
+    let loaded = tokio::task::spawn_blocking(move || prebuilt::load(&files))
+        .await
+        .context("loading the prebuilt index panicked")??;
+    let store = Arc::clone(&loaded.store);
+    let state = AppState::new(loaded.snapshot, loaded.store, config.serve_options());
     Ok((state, Backend::Local { store }))
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
@@ -22,7 +22,8 @@ const MAX_CLIENT_LEN: usize = 64;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Route → status → count. Nested so that counting a request seen before allocates nothing.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     clients: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -30,21 +31,36 @@ impl Metrics {
     pub fn record(&self, route: &str, status: u16, client: Option<&str>) {
         // The maps only hold counters: a panic elsewhere cannot leave them inconsistent.
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *requests.entry((route.to_string(), status)).or_default() += 1;
+        match requests.get_mut(route) {
+            Some(statuses) => *statuses.entry(status).or_default() += 1,
+            None => {
+                requests.insert(route.to_string(), BTreeMap::from([(status, 1)]));
+            }
+        }
         drop(requests);
         if let Some(client) = client {
-            let client: String =
-                client.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(MAX_CLIENT_LEN).collect();
+            let clean = |c: char| c.is_ascii_graphic() || c == ' ';
+            let client: std::borrow::Cow<str> = if client.len() <= MAX_CLIENT_LEN && client.chars().all(clean) {
+                client.into()
+            } else {
+                client.chars().filter(|c| clean(*c)).take(MAX_CLIENT_LEN).collect::<String>().into()
+            };
             let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-            let key =
-                if clients.contains_key(&client) || clients.len() < MAX_CLIENTS { client } else { "other".into() };
-            *clients.entry(key).or_default() += 1;
+            if let Some(count) = clients.get_mut(client.as_ref()) {
+                *count += 1;
+            } else {
+                let key = if clients.len() < MAX_CLIENTS { client.into_owned() } else { "other".into() };
+                *clients.entry(key).or_default() += 1;
+            }
         }
     }
 
     fn requests(&self) -> Vec<((String, u16), u64)> {
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        requests.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        requests
+            .iter()
+            .flat_map(|(route, statuses)| statuses.iter().map(|(status, n)| ((route.clone(), *status), *n)))
+            .collect()
     }
 
     fn clients(&self) -> Vec<(String, u64)> {
@@ -55,11 +71,13 @@ impl Metrics {
 
 /// Middleware: counts every answered request under its route template (`/devfiles/{name}`, not
 /// the concrete path), or `unmatched`.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
-    let client = request.headers().get("client").and_then(|v| v.to_str().ok()).map(str::to_string);
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    // Both are reference-counted: cloning them allocates nothing.
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let client = request.headers().get("client").cloned();
     let response = next.run(request).await;
-    state.metrics.record(&route, response.status().as_u16(), client.as_deref());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    metrics.record(route, response.status().as_u16(), client.as_ref().and_then(|v| v.to_str().ok()));
     response
 }
 

@@ -1,13 +1,15 @@
 //! The small routes (`/`, `/health`, `/viewer` in headless mode) and the rules every route shares: GET only,
-//! unknown paths, trailing slashes, URL length, and the request span with telemetry headers.
+//! unknown paths, trailing slashes, URL length, and the request log with telemetry headers.
+
+use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, routing};
 use serde_json::json;
-use tracing::Span;
+use tracing::{Instrument, Level};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -80,23 +82,60 @@ pub async fn limit_uri(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// The span of one request: method, path, and the telemetry headers `Client`, `User` and
-/// `Locale`, which are only ever recorded here and in metrics.
-pub fn request_span(request: &Request) -> Span {
-    let span = tracing::info_span!(
+/// Middleware: the request log. One line per answered request, at a level chosen by its status:
+/// 2xx and 3xx at DEBUG (the bulk of the traffic: at INFO, writing them was the largest single
+/// cost per request), 4xx at INFO (clients getting something wrong is worth seeing), 5xx at WARN.
+/// Each line has the method, path, status, duration and the telemetry headers `Client`, `User`
+/// and `Locale`, which are only ever recorded here and in metrics. Events logged while the request
+/// is handled are in a `request` span with the same fields, at DEBUG (free unless enabled).
+pub async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let headers = request.headers();
+    let (client, user, locale) =
+        (headers.get("client").cloned(), headers.get("user").cloned(), headers.get("locale").cloned());
+    let text = |value: &Option<HeaderValue>| value.as_ref().and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let span = tracing::debug_span!(
         "request",
-        method = %request.method(),
-        path = %request.uri().path(),
+        method = %method,
+        path = %uri.path(),
         client = tracing::field::Empty,
         user = tracing::field::Empty,
         locale = tracing::field::Empty,
     );
-    for name in ["client", "user", "locale"] {
-        if let Some(value) = request.headers().get(name).and_then(|v| v.to_str().ok()) {
-            span.record(name, value);
+    if !span.is_disabled() {
+        for (name, value) in [("client", &client), ("user", &user), ("locale", &locale)] {
+            if let Some(value) = text(value) {
+                span.record(name, value);
+            }
         }
     }
-    span
+    let response = next.run(request).instrument(span).await;
+    let status = response.status().as_u16();
+    macro_rules! answered {
+        ($level:expr) => {
+            if tracing::enabled!($level) {
+                tracing::event!(
+                    $level,
+                    method = %method,
+                    path = %uri.path(),
+                    status,
+                    duration_us = started.elapsed().as_micros() as u64,
+                    client = text(&client),
+                    user = text(&user),
+                    locale = text(&locale),
+                    "answered"
+                );
+            }
+        };
+    }
+    match status {
+        500.. => answered!(Level::WARN),
+        400..=499 => answered!(Level::INFO),
+        _ => answered!(Level::DEBUG),
+    }
+    response
 }
 
 /// A redirect with exactly the status the contract names (axum's `Redirect` offers 303, 307

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use index_generator::Checkout;
 use index_generator::scan::VersionSource;
@@ -60,12 +61,15 @@ pub struct Body {
     pub bytes: Bytes,
     /// `"<sha256 hex of bytes>"`, quotes included, as it goes in the `ETag` header.
     pub etag: String,
+    /// The same, ready to send: cloning it shares the bytes.
+    pub etag_header: HeaderValue,
 }
 
 impl Body {
     pub fn new(bytes: Vec<u8>) -> Body {
         let etag = format!("\"{}\"", sha256_hex(&bytes));
-        Body { bytes: Bytes::from(bytes), etag }
+        let etag_header = HeaderValue::from_maybe_shared(Bytes::from(etag.clone())).expect("an ETag is quoted hex");
+        Body { bytes: Bytes::from(bytes), etag, etag_header }
     }
 
     /// Two-space indented JSON, as the reference serves index bodies.
@@ -100,12 +104,15 @@ pub struct Snapshot {
     by_name: HashMap<String, usize>,
     /// The sha256 of the index document as `to_pretty_json` writes it (`sha256:<hex>`).
     digest: String,
-    /// The registry repository the index was generated from (embedded mode), for `/stacks/<path>`.
-    /// Holding it keeps a cloned or extracted Git tree alive.
+    /// The registry repository the index was generated from (embedded mode). Holding it keeps a
+    /// cloned or extracted Git tree alive.
     source: Option<Arc<Checkout>>,
-    /// (stack folder, version) → the version's folder relative to the source's root
-    /// (`stacks/go`, `stacks/java-maven/1.3.0`), for the files a devfile refers to.
-    version_folders: HashMap<(String, String), String>,
+    /// The local `stacks/` folder, for `/stacks/<path>` and relative icons: the source's, or the
+    /// prebuilt mode's `DEVFILE_STACKS`.
+    stacks_dir: Option<PathBuf>,
+    /// (stack folder, version) → the version's folder on disk (`<root>/stacks/go`,
+    /// `<root>/stacks/java-maven/1.3.0`), for the files a devfile refers to.
+    version_dirs: HashMap<(String, String), PathBuf>,
     /// The digest of the `devfile-index` manifest this snapshot was loaded from or published as
     /// (OCI mode), which the reconciler compares with the registry's `devfile-index:latest`.
     published_digest: Option<String>,
@@ -138,8 +145,9 @@ impl Snapshot {
             bodies,
             by_name,
             digest,
+            stacks_dir: source.as_ref().map(|s| s.root.join("stacks")),
             source,
-            version_folders: HashMap::new(),
+            version_dirs: HashMap::new(),
             published_digest: None,
             loaded_at: SystemTime::now(),
             filtered: Mutex::default(),
@@ -149,8 +157,17 @@ impl Snapshot {
     /// Records where each stack version's folder is in the source (as the generator found them),
     /// so that [`Snapshot::version_dir`] can find the files its devfile refers to.
     pub fn with_version_folders(mut self, sources: &[VersionSource]) -> Snapshot {
-        self.version_folders =
-            sources.iter().map(|s| ((s.stack.clone(), s.version.clone()), s.folder.clone())).collect();
+        if let Some(root) = self.source.as_ref().map(|s| s.root.clone()) {
+            self.version_dirs = version_dirs(&root, sources);
+        }
+        self
+    }
+
+    /// Serves local files from `stacks_dir` (the prebuilt mode's stacks folder), where the
+    /// `folder` of each of `sources` is relative to `stacks_dir`.
+    pub fn with_stacks_dir(mut self, stacks_dir: PathBuf, sources: &[VersionSource]) -> Snapshot {
+        self.version_dirs = version_dirs(&stacks_dir, sources);
+        self.stacks_dir = Some(stacks_dir);
         self
     }
 
@@ -225,16 +242,19 @@ impl Snapshot {
 
     /// The registry's `stacks/` folder, when the snapshot was built from local files.
     pub fn stacks_dir(&self) -> Option<PathBuf> {
-        self.source.as_ref().map(|s| s.root.join("stacks"))
+        self.stacks_dir.clone()
     }
 
     /// The folder of a stack version (`devfile-catalog/<stack_folder>:<version>`) on disk, when
     /// the snapshot was built from local files.
     pub fn version_dir(&self, stack_folder: &str, version: &str) -> Option<PathBuf> {
-        let source = self.source.as_ref()?;
-        let folder = self.version_folders.get(&(stack_folder.to_string(), version.to_string()))?;
-        Some(source.root.join(folder))
+        self.version_dirs.get(&(stack_folder.to_string(), version.to_string())).cloned()
     }
+}
+
+/// (stack folder, version) → `root` joined with the version's folder.
+fn version_dirs(root: &std::path::Path, sources: &[VersionSource]) -> HashMap<(String, String), PathBuf> {
+    sources.iter().map(|s| ((s.stack.clone(), s.version.clone()), root.join(&s.folder))).collect()
 }
 
 /// Holds the current snapshot; readers get an `Arc` and never block a swap for longer than a

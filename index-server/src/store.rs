@@ -91,6 +91,11 @@ struct Contents {
     /// Digest → bytes, shared by all repositories (content-addressed).
     manifests: HashMap<String, Bytes>,
     blobs: HashMap<String, Bytes>,
+    /// The devfile layer of every tag, by the repository's name without its prefix (stack
+    /// folder or sample name), then tag: the devfile routes find it with two lookups and no
+    /// allocation, instead of reading the manifest on every request.
+    stack_devfiles: HashMap<String, HashMap<String, Bytes>>,
+    sample_devfiles: HashMap<String, HashMap<String, Bytes>>,
 }
 
 impl LocalStore {
@@ -102,18 +107,42 @@ impl LocalStore {
 
     /// Adds artifacts (replacing what their tags pointed at).
     pub fn add(&self, uploads: Vec<Upload>) {
-        let mut contents = self.contents.write().expect("the store lock is never poisoned");
+        let mut guard = self.contents.write().expect("the store lock is never poisoned");
+        let contents = &mut *guard;
         for upload in uploads {
             let artifact = upload.artifact;
             let members = contents.members.entry(upload.repository.clone()).or_default();
             members.insert(artifact.manifest_digest.clone());
             members.extend(artifact.blobs().map(|b| b.digest.clone()));
-            let tags = contents.tags.entry(upload.repository).or_default();
-            for tag in upload.tags {
-                tags.insert(tag, artifact.manifest_digest.clone());
+            let tags = contents.tags.entry(upload.repository.clone()).or_default();
+            for tag in &upload.tags {
+                tags.insert(tag.clone(), artifact.manifest_digest.clone());
             }
             for blob in artifact.blobs() {
                 contents.blobs.entry(blob.digest.clone()).or_insert_with(|| Bytes::from(blob.bytes.clone()));
+            }
+            // The blob stored above: the same bytes, shared.
+            let devfile = artifact
+                .layers
+                .iter()
+                .find(|(_, b)| b.media_type == oci::DEVFILE_MEDIA_TYPE)
+                .map(|(_, b)| contents.blobs[&b.digest].clone());
+            let by_name = if let Some(folder) = upload.repository.strip_prefix(oci::STACK_REPOSITORY_PREFIX) {
+                Some((&mut contents.stack_devfiles, folder))
+            } else {
+                upload
+                    .repository
+                    .strip_prefix(oci::SAMPLE_REPOSITORY_PREFIX)
+                    .map(|n| (&mut contents.sample_devfiles, n))
+            };
+            if let Some((devfiles, name)) = by_name {
+                let tags = devfiles.entry(name.to_string()).or_default();
+                for tag in &upload.tags {
+                    match &devfile {
+                        Some(bytes) => tags.insert(tag.clone(), bytes.clone()),
+                        None => tags.remove(tag),
+                    };
+                }
             }
             contents.manifests.insert(artifact.manifest_digest, Bytes::from(artifact.manifest));
         }
@@ -162,5 +191,15 @@ impl Store for LocalStore {
     fn tags<'a>(&'a self, repository: &'a str) -> StoreFuture<'a, Option<Vec<String>>> {
         let tags = self.read(|c| c.tags.get(repository).map(|t| t.keys().cloned().collect()));
         Box::pin(async move { Ok(tags) })
+    }
+
+    fn devfile<'a>(&'a self, stack_folder: &'a str, version: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        let found = self.read(|c| c.stack_devfiles.get(stack_folder)?.get(version).cloned());
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn sample_devfile<'a>(&'a self, name: &'a str, tag: &'a str) -> StoreFuture<'a, Option<Bytes>> {
+        let found = self.read(|c| c.sample_devfiles.get(name)?.get(tag).cloned());
+        Box::pin(std::future::ready(Ok(found)))
     }
 }

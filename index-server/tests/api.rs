@@ -15,7 +15,7 @@ use bytes::Bytes;
 use index_server::icons::{IconOptions, Icons};
 use index_server::snapshot::Snapshot;
 use index_server::store::{StoreFuture, StoredManifest};
-use index_server::{AppState, LocalStore, ServeOptions, SnapshotCell, Store, StoreError, app, embedded};
+use index_server::{AppState, LocalStore, ServeOptions, Shared, SnapshotCell, Store, StoreError, app, embedded};
 use schemas::index::IndexDocument;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -141,10 +141,10 @@ async fn root_redirects_browsers_to_the_viewer_and_others_to_the_index() {
 
 #[tokio::test]
 async fn viewer_is_400_in_headless_mode() {
-    let headless = AppState {
+    let headless = AppState::from(Shared {
         options: Arc::new(ServeOptions { headless: true, ..ServeOptions::default() }),
-        ..default_registry().clone()
-    };
+        ..Shared::clone(default_registry())
+    });
     for uri in ["/viewer", "/viewer/devfiles/community/go"] {
         let reply = get(&headless, uri).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri}");
@@ -661,7 +661,7 @@ impl Store for BrokenStore {
 
 #[tokio::test]
 async fn store_failures_are_a_generic_500() {
-    let state = AppState { store: Arc::new(BrokenStore), ..default_registry().clone() };
+    let state = AppState::from(Shared { store: Arc::new(BrokenStore), ..Shared::clone(default_registry()) });
     let reply = get(&state, "/devfiles/go").await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     // The cause is logged, not sent.

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use index_server::icons::{IconOptions, Icons};
-use index_server::{AppState, ServeOptions, Snapshot, SnapshotCell, app, embedded};
+use index_server::{AppState, ServeOptions, Shared, Snapshot, SnapshotCell, app, embedded};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -303,10 +303,10 @@ async fn assets_are_embedded_and_cached_by_version() {
 
 #[tokio::test]
 async fn headless_mode_has_no_viewer() {
-    let headless = AppState {
+    let headless = AppState::from(Shared {
         options: Arc::new(ServeOptions { headless: true, ..ServeOptions::default() }),
-        ..default_registry().clone()
-    };
+        ..Shared::clone(default_registry())
+    });
     for uri in ["/viewer", "/viewer/devfiles/Community/go", "/viewer/assets/viewer.css"] {
         let page = get(&headless, uri).await;
         assert_eq!(page.status, StatusCode::BAD_REQUEST, "{uri}");

@@ -23,7 +23,9 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `binary` (`env!("CARGO_BIN_EXE_index-server")`) with `args` and `env` on a free
     /// port and waits until `/health` answers 200. Environment variables of the server that the
-    /// test does not set are removed, so the caller's environment cannot change the test.
+    /// test does not set are removed, so the caller's environment cannot change the test; `RUST_LOG`
+    /// is `SERVER_LOG` or `info`, and `git` reaches only local repositories
+    /// (`GIT_ALLOW_PROTOCOL=file`), unless `env` says otherwise.
     pub fn start(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut server = ServerProcess {
@@ -38,32 +40,26 @@ impl ServerProcess {
         server
     }
 
+    /// Runs `binary` with `args` and `env` as [`ServerProcess::start`] would, expecting it to
+    /// exit with a failure before serving (bad configuration, unreadable index); returns its
+    /// exit code and standard error.
+    pub fn run_to_failure(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let output = command(binary, &env)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", binary.display()));
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!output.status.success(), "index-server was expected to fail; its log:\n{log}");
+        (output.status.code(), log)
+    }
+
     fn spawn(&mut self) {
-        let mut command = Command::new(&self.binary);
-        for name in [
-            "OCI_REGISTRY_URL",
-            "OCI_REGISTRY_USERNAME",
-            "OCI_REGISTRY_PASSWORD",
-            "REGISTRY_REPO_URL",
-            "REGISTRY_REPO_BRANCH",
-            "UPDATE_WEBHOOK_SECRET",
-            "UPDATE_TOKEN",
-            "REFRESH_INTERVAL",
-            "GITHUB_TOKEN",
-            "GITHUB_API_URL",
-            "LISTEN_ADDR",
-            "REGISTRY_HEADLESS",
-            "REGISTRY_NAME",
-        ] {
-            command.env_remove(name);
-        }
-        let mut child = command
+        let mut child = command(&self.binary, &self.env)
             .args(["--listen", &self.addr])
             .args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("RUST_LOG", std::env::var("SERVER_LOG").unwrap_or_else(|_| "info".to_string()))
-            .env("GIT_ALLOW_PROTOCOL", "file")
-            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("running {}: {e}", self.binary.display()));
@@ -107,6 +103,19 @@ impl ServerProcess {
         self.log.lock().expect("log lock").clone()
     }
 
+    /// Waits until the log has a line containing `text`, for `timeout` at most; returns the log.
+    pub fn wait_for_log(&self, text: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if log.lines().any(|l| l.contains(text)) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "the server did not log {text:?} within {timeout:?}; its log:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: the server gets no chance to finish anything.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -133,6 +142,40 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The command that runs the server: the server's environment variables the test does not set
+/// are removed, so the caller's environment cannot change the test; `git` may only use local
+/// repositories unless the test says otherwise (`GIT_ALLOW_PROTOCOL`).
+fn command(binary: &Path, env: &[(String, String)]) -> Command {
+    let mut command = Command::new(binary);
+    for name in [
+        "OCI_REGISTRY_URL",
+        "OCI_REGISTRY_USERNAME",
+        "OCI_REGISTRY_PASSWORD",
+        "REGISTRY_REPO_URL",
+        "REGISTRY_REPO_BRANCH",
+        "UPDATE_WEBHOOK_SECRET",
+        "UPDATE_TOKEN",
+        "REFRESH_INTERVAL",
+        "GITHUB_TOKEN",
+        "GITHUB_API_URL",
+        "LISTEN_ADDR",
+        "REGISTRY_HEADLESS",
+        "REGISTRY_NAME",
+        "DEVFILE_INDEX",
+        "DEVFILE_STACKS",
+        "DEVFILE_SAMPLES",
+        "SAMPLE_FETCH_TIMEOUT",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .env("RUST_LOG", std::env::var("SERVER_LOG").unwrap_or_else(|_| "info".to_string()))
+        .env("GIT_ALLOW_PROTOCOL", "file")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null());
+    command
 }
 
 /// Whether `GET /health` answers 200, over a plain TCP connection.
