@@ -24,11 +24,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// `git` processes) before it is abandoned.
 const BACKGROUND_GRACE: Duration = Duration::from_secs(1);
 
-/// mimalloc rather than the system allocator: a request allocates a few dozen small blocks on
-/// whichever worker thread runs it, where glibc's malloc was about 9% of the time per request.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
