@@ -6,6 +6,8 @@
 #   BENCH_DURATION=2s BENCH_ROUNDS=3 BENCH_CONNECTIONS=32 BENCH_THREADS=2 BENCH_STARTS=5
 #   (environment, optional)
 #   RUST_LOG is passed to the server (default: info, as deployed: one log line per request).
+#   BENCH_SERVER_BIN=PATH benchmarks that index-server binary instead of building one (to compare
+#   two builds in one session, alternately).
 #
 # Installs nginx and wrk (Debian packages) when they are missing, builds index-server in release,
 # then for each route runs wrk against the server and against nginx with the same settings,
@@ -24,7 +26,7 @@ connections="${BENCH_CONNECTIONS:-32}"
 threads="${BENCH_THREADS:-2}"
 starts="${BENCH_STARTS:-5}"
 fixture="../shared/fixtures/community-registry"
-server_bin="${CARGO_TARGET_DIR:-$PWD/target}/release/index-server"
+server_bin="${BENCH_SERVER_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/index-server}"
 
 say() { echo "bench-server: $*" >&2; }
 die() {
@@ -108,8 +110,10 @@ nginx_bin="$(find_nginx)"
 [ -d "$fixture/stacks" ] || die "the community registry snapshot is missing: $fixture"
 
 schemas/fetch-devfile-schemas.sh >&2
-say "building index-server (release)"
-cargo build --release --locked -p index-server >&2
+if [ -z "${BENCH_SERVER_BIN:-}" ]; then
+    say "building index-server (release)"
+    cargo build --release --locked -p index-server >&2
+fi
 [ -x "$server_bin" ] || die "no binary at $server_bin (is CARGO_TARGET_DIR set as for the build?)"
 
 tmp="$(mktemp -d)"

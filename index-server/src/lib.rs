@@ -155,9 +155,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/_catalog", get(distribution::catalog))
         .route("/v2/{*rest}", get(distribution::route))
         .fallback(routing::fallback)
-        .layer(axum::middleware::from_fn(routing::limit_uri))
         .layer(RequestBodyLimitLayer::new(routing::MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state.metrics), metrics::track))
-        .layer(axum::middleware::from_fn(routing::log_request))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state.metrics), routing::around))
         .with_state(state)
 }

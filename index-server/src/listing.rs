@@ -4,7 +4,7 @@
 //! filters the snapshot's parsed entries and serializes the result, which the snapshot caches. Either way the body carries
 //! a strong `ETag` and `If-None-Match` is honoured.
 
-use std::borrow::Cow;
+use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -59,17 +59,39 @@ fn answer(
     }
 }
 
-/// The body to send: the snapshot's own for an unfiltered request (nothing is copied), else a
-/// filtered one.
+/// The body to send: the snapshot's own for an unfiltered request, a cached filtered one (neither
+/// copied), or one made for this request.
+enum Served<'a> {
+    Snapshot(&'a Body),
+    Cached(Arc<Body>),
+    Made(Body),
+}
+
+impl std::ops::Deref for Served<'_> {
+    type Target = Body;
+
+    fn deref(&self) -> &Body {
+        match self {
+            Served::Snapshot(body) => body,
+            Served::Cached(body) => body,
+            Served::Made(body) => body,
+        }
+    }
+}
+
 fn body<'a>(
     state: &AppState,
     snapshot: &'a Snapshot,
     family: Family,
     listing: Result<Listing, ApiError>,
     query: Option<&str>,
-) -> Result<Cow<'a, Body>, ApiError> {
+) -> Result<Served<'a>, ApiError> {
     let listing = listing?;
-    let Some(raw) = query else { return Ok(Cow::Borrowed(snapshot.body(family, listing))) };
+    let Some(raw) = query else { return Ok(Served::Snapshot(snapshot.body(family, listing))) };
+    // Clients repeat the same few queries: a cached one was valid, so it is not parsed again.
+    if let Some(body) = snapshot.cached_filtered_body(family, listing, raw) {
+        return Ok(Served::Cached(body));
+    }
     let query = IndexQuery::parse(Some(raw), family)?;
     if query.icon_base64 {
         let mut entries = if query.filters() {
@@ -80,14 +102,14 @@ fn body<'a>(
         // The icons fetched so far; the others stay URLs (never fetched on a request's path).
         // Not cached: the set of fetched icons grows after the snapshot is made.
         state.snapshots.icons().inline(snapshot, &mut entries);
-        return Ok(Cow::Owned(Body::json_pretty(&entries)));
+        return Ok(Served::Made(Body::json_pretty(&entries)));
     }
     Ok(if query.filters() {
-        Cow::Owned(snapshot.filtered_body(family, listing, raw, || {
+        Served::Cached(snapshot.filtered_body(family, listing, raw, || {
             Body::json_pretty(&query.apply(snapshot.entries(family), family, listing))
         }))
     } else {
-        Cow::Borrowed(snapshot.body(family, listing))
+        Served::Snapshot(snapshot.body(family, listing))
     })
 }
 

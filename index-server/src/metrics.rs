@@ -5,11 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use schemas::index::DevfileType;
 
@@ -67,18 +66,6 @@ impl Metrics {
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
-}
-
-/// Middleware: counts every answered request under its route template (`/devfiles/{name}`, not
-/// the concrete path), or `unmatched`.
-pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    // Both are reference-counted: cloning them allocates nothing.
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let client = request.headers().get("client").cloned();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    metrics.record(route, response.status().as_u16(), client.as_ref().and_then(|v| v.to_str().ok()));
-    response
 }
 
 pub async fn exposition(State(state): State<AppState>) -> Response {

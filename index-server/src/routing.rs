@@ -1,9 +1,10 @@
 //! The small routes (`/`, `/health`, `/viewer` in headless mode) and the rules every route shares: GET only,
 //! unknown paths, trailing slashes, URL length, and the request log with telemetry headers.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -11,8 +12,8 @@ use axum::{Json, routing};
 use serde_json::json;
 use tracing::{Instrument, Level};
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::{AppState, Metrics};
 
 /// URLs longer than this (path and query) are refused with 414.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
@@ -73,46 +74,53 @@ pub fn without_trailing_slash(uri: &Uri) -> Option<Response> {
     Some(redirect(StatusCode::MOVED_PERMANENTLY, &location))
 }
 
-/// Middleware: refuses URLs longer than [`MAX_URI_BYTES`].
-pub async fn limit_uri(request: Request, next: Next) -> Response {
-    let len = request.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
-    if len > MAX_URI_BYTES {
-        return ApiError::UriTooLong(MAX_URI_BYTES).into_response();
-    }
-    next.run(request).await
-}
-
-/// Middleware: the request log. One line per answered request, at a level chosen by its status:
-/// 2xx and 3xx at DEBUG (the bulk of the traffic: at INFO, writing them was the largest single
-/// cost per request), 4xx at INFO (clients getting something wrong is worth seeing), 5xx at WARN.
-/// Each line has the method, path, status, duration and the telemetry headers `Client`, `User`
-/// and `Locale`, which are only ever recorded here and in metrics. Events logged while the request
-/// is handled are in a `request` span with the same fields, at DEBUG (free unless enabled).
-pub async fn log_request(request: Request, next: Next) -> Response {
+/// Middleware around every route, in one layer (each `from_fn` layer boxes the rest of the stack
+/// and its future on every request, and axum clones a route's whole stack per request): refuses
+/// URLs longer than [`MAX_URI_BYTES`], counts the answer in `metrics` under its route template
+/// (`/devfiles/{name}`, not the concrete path, or `unmatched`), and writes the request log.
+///
+/// The request log: one line per answered request, at a level chosen by its status: 2xx and 3xx
+/// at DEBUG (the bulk of the traffic: at INFO, writing them was the largest single cost per
+/// request), 4xx at INFO (clients getting something wrong is worth seeing), 5xx at WARN. Each
+/// line has the method, path, status, duration and the telemetry headers `Client`, `User` and
+/// `Locale`, which are only ever recorded here and in metrics. Events logged while the request is
+/// handled are in a `request` span with the same fields, at DEBUG (free unless enabled).
+pub async fn around(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let uri = request.uri().clone();
+    // All reference-counted: cloning them allocates nothing.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let headers = request.headers();
     let (client, user, locale) =
         (headers.get("client").cloned(), headers.get("user").cloned(), headers.get("locale").cloned());
     let text = |value: &Option<HeaderValue>| value.as_ref().and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let span = tracing::debug_span!(
-        "request",
-        method = %method,
-        path = %uri.path(),
-        client = tracing::field::Empty,
-        user = tracing::field::Empty,
-        locale = tracing::field::Empty,
-    );
-    if !span.is_disabled() {
-        for (name, value) in [("client", &client), ("user", &user), ("locale", &locale)] {
-            if let Some(value) = text(value) {
-                span.record(name, value);
+    let len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    let response = if len > MAX_URI_BYTES {
+        ApiError::UriTooLong(MAX_URI_BYTES).into_response()
+    } else if tracing::enabled!(Level::DEBUG) {
+        let span = tracing::debug_span!(
+            "request",
+            method = %method,
+            path = %uri.path(),
+            client = tracing::field::Empty,
+            user = tracing::field::Empty,
+            locale = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            for (name, value) in [("client", &client), ("user", &user), ("locale", &locale)] {
+                if let Some(value) = text(value) {
+                    span.record(name, value);
+                }
             }
         }
-    }
-    let response = next.run(request).instrument(span).await;
+        next.run(request).instrument(span).await
+    } else {
+        next.run(request).await
+    };
     let status = response.status().as_u16();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    metrics.record(route, status, client.as_ref().and_then(|v| v.to_str().ok()));
     macro_rules! answered {
         ($level:expr) => {
             if tracing::enabled!($level) {

@@ -84,11 +84,20 @@ impl Body {
 const FILTERED_CACHE_ENTRIES: usize = 256;
 const FILTERED_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
-/// Filtered bodies by route and raw query string (two spellings of one query are two entries).
+/// Filtered bodies by route (family, then listing) and raw query string (two spellings of one
+/// query are two entries). Keyed by the raw string so that a cached query is found without
+/// parsing it or allocating a key; shared, so that a hit copies nothing.
 #[derive(Debug, Default)]
 struct FilteredCache {
-    bodies: HashMap<(Family, Listing, String), Body>,
+    bodies: [[HashMap<String, Arc<Body>>; 3]; 2],
+    entries: usize,
     bytes: usize,
+}
+
+impl FilteredCache {
+    fn route(&mut self, family: Family, listing: Listing) -> &mut HashMap<String, Arc<Body>> {
+        &mut self.bodies[family as usize][listing.slot()]
+    }
 }
 
 /// One immutable view of the registry: the index document, both families of entries, the
@@ -216,23 +225,36 @@ impl Snapshot {
     /// The filtered body of `/index/<listing>` or `/v2index/<listing>` for the raw query string
     /// `query`, from the cache or made by `filter` (outside the lock) and then cached.
     /// Filtering and serializing cost far more than sending: clients repeat the same queries.
-    pub fn filtered_body(&self, family: Family, listing: Listing, query: &str, filter: impl FnOnce() -> Body) -> Body {
-        let key = (family, listing, query.to_string());
-        // The cache only holds complete bodies: a poisoned lock still holds valid ones.
-        if let Some(body) = self.filtered.lock().unwrap_or_else(|e| e.into_inner()).bodies.get(&key) {
-            return body.clone();
+    pub fn filtered_body(
+        &self,
+        family: Family,
+        listing: Listing,
+        query: &str,
+        filter: impl FnOnce() -> Body,
+    ) -> Arc<Body> {
+        if let Some(body) = self.cached_filtered_body(family, listing, query) {
+            return body;
         }
-        let body = filter();
+        let body = Arc::new(filter());
         let mut cache = self.filtered.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.bodies.len() >= FILTERED_CACHE_ENTRIES || cache.bytes + body.bytes.len() > FILTERED_CACHE_BYTES {
+        if cache.entries >= FILTERED_CACHE_ENTRIES || cache.bytes + body.bytes.len() > FILTERED_CACHE_BYTES {
             // Starting over is simpler than an LRU and keeps whatever queries come next fast.
             *cache = FilteredCache::default();
         }
-        if body.bytes.len() <= FILTERED_CACHE_BYTES && !cache.bodies.contains_key(&key) {
+        if body.bytes.len() <= FILTERED_CACHE_BYTES && !cache.route(family, listing).contains_key(query) {
             cache.bytes += body.bytes.len();
-            cache.bodies.insert(key, body.clone());
+            cache.entries += 1;
+            cache.route(family, listing).insert(query.to_string(), Arc::clone(&body));
         }
         body
+    }
+
+    /// The filtered body cached for the raw query string `query`, if any: only a query that
+    /// parsed and filters is ever cached, so a hit needs no parsing.
+    pub fn cached_filtered_body(&self, family: Family, listing: Listing, query: &str) -> Option<Arc<Body>> {
+        // The cache only holds complete bodies: a poisoned lock still holds valid ones.
+        let mut cache = self.filtered.lock().unwrap_or_else(|e| e.into_inner());
+        cache.route(family, listing).get(query).cloned()
     }
 
     /// The entry (stack or sample) named `name`.
@@ -348,7 +370,7 @@ mod tests {
         for i in 0..FILTERED_CACHE_ENTRIES + 1 {
             snapshot.filtered_body(Family::V2, Listing::All, &format!("name={i}"), || make("[]"));
         }
-        assert!(snapshot.filtered.lock().unwrap().bodies.len() <= FILTERED_CACHE_ENTRIES);
+        assert!(snapshot.filtered.lock().unwrap().entries <= FILTERED_CACHE_ENTRIES);
         let before = made.get();
         snapshot.filtered_body(Family::V2, Listing::All, &format!("name={FILTERED_CACHE_ENTRIES}"), || make("[]"));
         assert_eq!(made.get(), before);
