@@ -40,15 +40,7 @@ fn report(name: &str, summary: &Value) {
 /// Writes each stack version's files as oras pushes them (the devfile, archive.tar, logos...)
 /// into `<dir>/<n>/`, and returns `(reference, [(path, media type)])` per artifact.
 fn oras_inputs(source: &Path, dir: &Path) -> Vec<(String, Vec<(PathBuf, &'static str)>)> {
-    let checkout = index_generator::source::open(source.to_str().unwrap(), None).unwrap();
-    let schemas = index_generator::DevfileSchemas::new();
-    let generated = index_generator::generate(
-        &checkout,
-        &schemas,
-        index_generator::Options::default(),
-        &index_generator::NoProgress,
-    )
-    .unwrap();
+    let (checkout, generated) = tests::generate(source);
     let mut out = Vec::new();
     for (n, s) in generated.sources.iter().enumerate() {
         let artifact = index_generator::pack::pack_version(&checkout.root.join(&s.folder), s.devfile_name).unwrap();

@@ -69,15 +69,7 @@ fn community_repo() -> (TempDir, GitRepo) {
 /// What publishing `source` must put in the registry: `(repository, tag, artifact)` of every
 /// stack version, computed with the library (generate + pack), independently of the CLI run.
 fn expected_artifacts(source: &Path) -> (String, Vec<(String, String, Artifact)>) {
-    let checkout = index_generator::source::open(source.to_str().unwrap(), None).unwrap();
-    let schemas = index_generator::DevfileSchemas::new();
-    let generated = index_generator::generate(
-        &checkout,
-        &schemas,
-        index_generator::Options::default(),
-        &index_generator::NoProgress,
-    )
-    .unwrap();
+    let (checkout, generated) = tests::generate(source);
     let artifacts = generated
         .sources
         .iter()

@@ -7,10 +7,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use index_generator::publish::{Credentials, NoPublishProgress, Publisher, Target};
 use serde_json::Value;
 use tests::registry::Registry;
 use tests::{GitRepo, community_registry, copy_tree, oras};
@@ -21,29 +19,8 @@ fn publish_community(registry: &Registry, namespace: &str) -> (tempfile::TempDir
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&community_registry(), dir.path()).unwrap();
     GitRepo::init(dir.path()).unwrap().commit_all("2025-01-10T09:00:00+00:00", "community").unwrap();
-    let checkout = index_generator::source::open(dir.path().to_str().unwrap(), None).unwrap();
-    let schemas = index_generator::DevfileSchemas::new();
-    let generated = index_generator::generate(
-        &checkout,
-        &schemas,
-        index_generator::Options::default(),
-        &index_generator::NoProgress,
-    )
-    .unwrap();
-    let uploads = index_generator::publish::uploads(&checkout.root, &generated.sources, &[]).unwrap();
-    let target: Target = format!("{}/{namespace}", registry.url()).parse().unwrap();
-    let index_json = generated.document.to_pretty_json();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let publisher = Arc::new(runtime.block_on(Publisher::connect(target, Credentials::Anonymous, 8)));
-    runtime
-        .block_on(publisher.publish(
-            uploads,
-            &generated.document.commit_hash,
-            index_json.as_bytes(),
-            &NoPublishProgress,
-        ))
-        .unwrap();
-    (dir, generated.document)
+    let document = tests::publish(dir.path(), &format!("{}/{namespace}", registry.url()));
+    (dir, document)
 }
 
 /// The server process, killed on drop.

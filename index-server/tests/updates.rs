@@ -377,11 +377,7 @@ async fn replicas_share_the_registry_and_latest_never_moves_back() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_embedded_mode_takes_updates_from_a_monitored_repository() {
     let mut world = World::new(Path::new(BIN));
-    let server = ServerProcess::start(
-        Path::new(BIN),
-        &[],
-        &[("REGISTRY_REPO_URL", world.path()), ("REGISTRY_REPO_BRANCH", "main"), ("UPDATE_TOKEN", TOKEN)],
-    );
+    let server = world.embedded_server();
     let client = Client::of(&server);
     assert_eq!(client.served_commit().await, world.head());
     let commit = world.commit("add go-next", |root| add_stack(root, "go-next"));

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use tests::browser::Browser;
-use tests::updates::{Client, TOKEN, World, add_stack, edit};
+use tests::updates::{Client, World, add_stack, edit};
 use tests::{ServerProcess, copy_tree, workspace};
 
 const BIN: &str = env!("CARGO_BIN_EXE_index-server");
@@ -126,11 +126,7 @@ async fn a_detail_page_switches_versions_and_downloads_a_starter_project() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_published_stack_appears_on_an_open_gallery_without_navigation() {
     let mut world = World::new(Path::new(BIN));
-    let server = ServerProcess::start(
-        Path::new(BIN),
-        &[],
-        &[("REGISTRY_REPO_URL", world.path()), ("REGISTRY_REPO_BRANCH", "main"), ("UPDATE_TOKEN", TOKEN)],
-    );
+    let server = world.embedded_server();
     let client = Client::of(&server);
     let browser = Browser::open(1280, 1000).await;
     browser.goto(&format!("{}/viewer?types=stack", server.url())).await;

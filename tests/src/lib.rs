@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use index_generator::publish::{Credentials, NoPublishProgress, Publisher, Target};
+use index_generator::{Checkout, Generated};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -118,4 +120,32 @@ impl GitRepo {
     pub fn commit_all(&self, date: &str, message: &str) -> Result<String> {
         self.commit(&["."], date, message)
     }
+}
+
+/// Opens and generates `source` with the library, as `index-generator generate` does.
+pub fn generate(source: &Path) -> (Checkout, Generated) {
+    let checkout = index_generator::source::open(source.to_str().expect("a UTF-8 path"), None).unwrap();
+    let schemas = index_generator::DevfileSchemas::new();
+    let generated = index_generator::generate(
+        &checkout,
+        &schemas,
+        index_generator::Options::default(),
+        &index_generator::NoProgress,
+    )
+    .unwrap();
+    (checkout, generated)
+}
+
+/// Publishes `source` with the library, as `index-generator publish` does (no samples), to
+/// `target` (`host:port[/namespace]`); returns the index document.
+pub fn publish(source: &Path, target: &str) -> schemas::index::IndexDocument {
+    let (checkout, generated) = generate(source);
+    let uploads = index_generator::publish::uploads(&checkout.root, &generated.sources, &[]).unwrap();
+    let target: Target = target.parse().unwrap();
+    let json = generated.document.to_pretty_json();
+    registry::block_on(async {
+        let publisher = std::sync::Arc::new(Publisher::connect(target, Credentials::Anonymous, 8).await);
+        publisher.publish(uploads, &checkout.commit_hash, json.as_bytes(), &NoPublishProgress).await.unwrap();
+    });
+    generated.document
 }

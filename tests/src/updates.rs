@@ -3,11 +3,9 @@
 //! an HTTP client that sends triggers as a post-merge workflow does and polls jobs ([`Client`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hmac::{KeyInit, Mac};
-use index_generator::publish::{Credentials, NoPublishProgress, Publisher, Target};
 use schemas::updates::UpdateJob;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -53,22 +51,7 @@ impl World {
 
     /// Publishes the head of the repository as `index-generator publish` does.
     pub fn publish_head(&self) {
-        let checkout = index_generator::source::open(self.path(), None).unwrap();
-        let schemas = index_generator::DevfileSchemas::new();
-        let generated = index_generator::generate(
-            &checkout,
-            &schemas,
-            index_generator::Options::default(),
-            &index_generator::NoProgress,
-        )
-        .unwrap();
-        let uploads = index_generator::publish::uploads(&checkout.root, &generated.sources, &[]).unwrap();
-        let target: Target = self.registry.url().parse().unwrap();
-        crate::registry::block_on(async {
-            let publisher = Arc::new(Publisher::connect(target, Credentials::Anonymous, 8).await);
-            let json = generated.document.to_pretty_json();
-            publisher.publish(uploads, &checkout.commit_hash, json.as_bytes(), &NoPublishProgress).await.unwrap();
-        });
+        crate::publish(self.dir.path(), &self.registry.url());
     }
 
     /// Edits files with `change` (given the registry root), commits everything, returns the commit.
@@ -95,24 +78,13 @@ impl World {
     /// A server in OCI mode on this registry; monitoring the repository when `monitored`.
     pub fn server(&self, monitored: bool, refresh: &str) -> ServerProcess {
         let url = self.registry.url();
-        let mut env = vec![
-            ("OCI_REGISTRY_URL", url.as_str()),
-            ("UPDATE_WEBHOOK_SECRET", SECRET),
-            ("UPDATE_TOKEN", TOKEN),
-            ("REFRESH_INTERVAL", refresh),
-        ];
+        let mut env = vec![("OCI_REGISTRY_URL", url.as_str()), ("UPDATE_WEBHOOK_SECRET", SECRET)];
         if monitored {
             env.extend([("REGISTRY_REPO_URL", self.path()), ("REGISTRY_REPO_BRANCH", "main")]);
         }
-        let server = ServerProcess::start(&self.binary, &[], &env);
-        // The reconciler looks at the registry and the branch once at startup: a commit made
-        // before that look would be picked up by it rather than by the test's trigger.
-        crate::registry::block_on(Client::of(&server).wait_for_reconciler_round());
-        server
+        self.start(refresh, &env)
     }
-}
 
-impl World {
     /// A server in OCI mode on this registry monitoring `repo_url` at branch `main` (say, the
     /// repository as a `FakeGitHub` serves it), with `env` added.
     pub fn server_monitoring(&self, repo_url: &str, refresh: &str, env: &[(&str, &str)]) -> ServerProcess {
@@ -120,13 +92,29 @@ impl World {
         let mut all = vec![
             ("OCI_REGISTRY_URL", url.as_str()),
             ("UPDATE_WEBHOOK_SECRET", SECRET),
-            ("UPDATE_TOKEN", TOKEN),
-            ("REFRESH_INTERVAL", refresh),
             ("REGISTRY_REPO_URL", repo_url),
             ("REGISTRY_REPO_BRANCH", "main"),
         ];
         all.extend_from_slice(env);
-        ServerProcess::start(&self.binary, &[], &all)
+        self.start(refresh, &all)
+    }
+
+    /// A server in the embedded mode (no registry) monitoring the repository, taking triggers
+    /// with the bearer token.
+    pub fn embedded_server(&self) -> ServerProcess {
+        self.start("30s", &[("REGISTRY_REPO_URL", self.path()), ("REGISTRY_REPO_BRANCH", "main")])
+    }
+
+    /// Starts the server with `env`, the bearer token and `refresh`, and waits for the
+    /// reconciler's first round.
+    fn start(&self, refresh: &str, env: &[(&str, &str)]) -> ServerProcess {
+        let mut all = vec![("UPDATE_TOKEN", TOKEN), ("REFRESH_INTERVAL", refresh)];
+        all.extend_from_slice(env);
+        let server = ServerProcess::start(&self.binary, &[], &all);
+        // The reconciler looks at the registry and the branch once at startup: a commit made
+        // before that look would be picked up by it rather than by the test's trigger.
+        crate::registry::block_on(Client::of(&server).wait_for_reconciler_round());
+        server
     }
 }
 
