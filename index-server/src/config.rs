@@ -82,6 +82,11 @@ pub struct Config {
     /// it is abandoned (the sample then answers 404).
     #[arg(long, env = "SAMPLE_FETCH_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub sample_fetch_timeout: Duration,
+
+    /// Threads serving HTTP connections, each with its own single-threaded runtime. Default: one
+    /// per core the process may use.
+    #[arg(long, env = "SERVER_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
 }
 
 /// Where the index being served comes from, after precedence (see [`Config::mode`]).

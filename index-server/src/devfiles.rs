@@ -7,10 +7,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use schemas::index::{DevfileType, IndexEntry, Version};
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::filter::VersionRange;
 use crate::snapshot::Snapshot;
+use crate::{AppState, reuse};
 
 pub async fn default_version(
     State(state): State<AppState>,
@@ -31,8 +31,16 @@ pub async fn with_version(
 async fn devfile(state: &AppState, name: String, version: String, query: Option<&str>) -> Result<Response, ApiError> {
     let at = locate(&state.snapshots.current(), &name, &version, query)?;
     let bytes = read(state, &name, &at).await?;
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], bytes)
-        .into_response())
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))],
+        bytes.clone(),
+    )
+        .into_response();
+    if state.store.fixed_per_snapshot() {
+        reuse::reusable(&mut response, bytes);
+    }
+    Ok(response)
 }
 
 /// A devfile as the store addresses it: `devfile-catalog/<folder>:<version>` for a stack

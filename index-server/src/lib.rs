@@ -22,7 +22,9 @@ mod listing;
 mod metrics;
 pub mod oci;
 pub mod prebuilt;
+pub mod reuse;
 mod routing;
+pub mod serve;
 pub mod snapshot;
 mod starter_projects;
 pub mod store;
@@ -111,6 +113,11 @@ impl AppState {
         shared.updates = Some(updates);
         AppState(Arc::new(shared))
     }
+}
+
+/// The HTTP API as served: [`app`] behind the answers reused per snapshot ([`reuse`]).
+pub fn service(state: AppState) -> reuse::Reuse<Router> {
+    reuse::Reuse::new(app(state.clone()), state)
 }
 
 /// The HTTP API. Routes are GET only (other methods: 405); unknown paths are 404, and a GET

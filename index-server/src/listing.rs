@@ -10,10 +10,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::filter::{Family, IndexQuery};
 use crate::snapshot::{Body, Listing, Snapshot};
+use crate::{AppState, reuse};
 
 pub async fn v1_stacks(State(state): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
     answer(&state, Family::V1, Ok(Listing::Stacks), query.as_deref(), &headers)
@@ -54,7 +54,14 @@ fn answer(
 ) -> Response {
     let snapshot = state.snapshots.current();
     match body(state, &snapshot, family, listing, query) {
-        Ok(body) => respond(&body, headers),
+        Ok(body) => {
+            let mut response = respond(&body, headers);
+            // Bodies made for one request (icons inlined so far) are not the snapshot's answer.
+            if response.status() == StatusCode::OK && !matches!(body, Served::Made(_)) {
+                reuse::reusable(&mut response, body.bytes.clone());
+            }
+            response
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -13,7 +13,7 @@ use index_generator::samples::FetchLimits;
 use index_server::config::{Config, Mode, Prebuilt};
 use index_server::oci::OciStore;
 use index_server::updates::{Backend, Updates};
-use index_server::{AppState, Snapshot, app, embedded, prebuilt};
+use index_server::{AppState, Snapshot, embedded, prebuilt, serve};
 
 /// Artifacts pushed at once by an update.
 const PUBLISH_CONCURRENCY: usize = 16;
@@ -100,36 +100,17 @@ async fn run(config: Config, stopping: Arc<AtomicBool>) -> Result<()> {
         "serving the registry"
     );
     let events = Arc::clone(&state.events);
-    let (signalled, mut signal) = tokio::sync::watch::channel(false);
     let stop_serving = async move {
         shutdown().await;
         // Open event streams would hold the graceful shutdown forever.
         events.close();
-        let _ = signalled.send(true);
     };
-    // Responses go out at once, as nginx's `tcp_nodelay on` does: a body written in several
-    // segments must not wait for the client's acknowledgement of the previous one.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(stop_serving);
-    let grace_over = async move {
-        // Only once the signal came; an error here means the server already ended.
-        if signal.wait_for(|s| *s).await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        served = server => served.context("the server failed")?,
-        () = grace_over => tracing::warn!(
-            grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
-            "requests still running after the shutdown grace period are cut"
-        ),
-    }
+    let workers = config.workers.map_or_else(serve::default_workers, usize::from);
+    tracing::debug!(workers, "HTTP workers");
+    let grace = serve::Grace { requests: SHUTDOWN_GRACE, background: BACKGROUND_GRACE };
+    serve::serve(listener, index_server::service(state), workers, stop_serving, grace)
+        .await
+        .context("the server failed")?;
     tracing::info!("stopped");
     Ok(())
 }

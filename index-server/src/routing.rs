@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, routing};
@@ -13,6 +13,7 @@ use serde_json::json;
 use tracing::{Instrument, Level};
 
 use crate::error::ApiError;
+use crate::reuse::Reusable;
 use crate::{AppState, Metrics};
 
 /// URLs longer than this (path and query) are refused with 414.
@@ -91,12 +92,9 @@ pub async fn around(State(metrics): State<Arc<Metrics>>, request: Request, next:
     let uri = request.uri().clone();
     // All reference-counted: cloning them allocates nothing.
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let headers = request.headers();
-    let (client, user, locale) =
-        (headers.get("client").cloned(), headers.get("user").cloned(), headers.get("locale").cloned());
-    let text = |value: &Option<HeaderValue>| value.as_ref().and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let telemetry = Telemetry::of(request.headers());
     let len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
-    let response = if len > MAX_URI_BYTES {
+    let mut response = if len > MAX_URI_BYTES {
         ApiError::UriTooLong(MAX_URI_BYTES).into_response()
     } else if tracing::enabled!(Level::DEBUG) {
         let span = tracing::debug_span!(
@@ -108,8 +106,8 @@ pub async fn around(State(metrics): State<Arc<Metrics>>, request: Request, next:
             locale = tracing::field::Empty,
         );
         if !span.is_disabled() {
-            for (name, value) in [("client", &client), ("user", &user), ("locale", &locale)] {
-                if let Some(value) = text(value) {
+            for (name, value) in telemetry.fields() {
+                if let Some(value) = value {
                     span.record(name, value);
                 }
             }
@@ -118,32 +116,82 @@ pub async fn around(State(metrics): State<Arc<Metrics>>, request: Request, next:
     } else {
         next.run(request).await
     };
-    let status = response.status().as_u16();
+    if let Some(reusable) = response.extensions_mut().get_mut::<Reusable>() {
+        reusable.set_route(route.clone());
+    }
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    metrics.record(route, status, client.as_ref().and_then(|v| v.to_str().ok()));
-    macro_rules! answered {
-        ($level:expr) => {
-            if tracing::enabled!($level) {
-                tracing::event!(
-                    $level,
-                    method = %method,
-                    path = %uri.path(),
-                    status,
-                    duration_us = started.elapsed().as_micros() as u64,
-                    client = text(&client),
-                    user = text(&user),
-                    locale = text(&locale),
-                    "answered"
-                );
-            }
-        };
-    }
-    match status {
-        500.. => answered!(Level::WARN),
-        400..=499 => answered!(Level::INFO),
-        _ => answered!(Level::DEBUG),
-    }
+    Answered { method: &method, uri: &uri, route, status: response.status(), started }.record(&metrics, &telemetry);
     response
+}
+
+/// The telemetry headers of a request (`Client`, `User`, `Locale`), which are only ever recorded
+/// in the request log and the metrics. Reference-counted: taking them allocates nothing.
+pub(crate) struct Telemetry {
+    client: Option<HeaderValue>,
+    user: Option<HeaderValue>,
+    locale: Option<HeaderValue>,
+}
+
+impl Telemetry {
+    pub(crate) fn of(headers: &HeaderMap) -> Telemetry {
+        // Names made once: looking one up by a string would parse it on every request.
+        const CLIENT: HeaderName = HeaderName::from_static("client");
+        const USER: HeaderName = HeaderName::from_static("user");
+        const LOCALE: HeaderName = HeaderName::from_static("locale");
+        Telemetry {
+            client: headers.get(CLIENT).cloned(),
+            user: headers.get(USER).cloned(),
+            locale: headers.get(LOCALE).cloned(),
+        }
+    }
+
+    fn text(value: &Option<HeaderValue>) -> Option<&str> {
+        value.as_ref().and_then(|v| v.to_str().ok())
+    }
+
+    fn fields(&self) -> [(&'static str, Option<&str>); 3] {
+        [("client", Self::text(&self.client)), ("user", Self::text(&self.user)), ("locale", Self::text(&self.locale))]
+    }
+}
+
+/// A request answered, as it is counted in the metrics and written to the request log.
+pub(crate) struct Answered<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    /// The route template (`/devfiles/{name}`), or `unmatched`.
+    pub route: &'a str,
+    pub status: StatusCode,
+    pub started: Instant,
+}
+
+impl Answered<'_> {
+    pub(crate) fn record(&self, metrics: &Metrics, telemetry: &Telemetry) {
+        let status = self.status.as_u16();
+        metrics.record(self.route, status, Telemetry::text(&telemetry.client));
+        macro_rules! answered {
+            ($level:expr) => {
+                if tracing::enabled!($level) {
+                    let [(_, client), (_, user), (_, locale)] = telemetry.fields();
+                    tracing::event!(
+                        $level,
+                        method = %self.method,
+                        path = %self.uri.path(),
+                        status,
+                        duration_us = self.started.elapsed().as_micros() as u64,
+                        client,
+                        user,
+                        locale,
+                        "answered"
+                    );
+                }
+            };
+        }
+        match status {
+            500.. => answered!(Level::WARN),
+            400..=499 => answered!(Level::INFO),
+            _ => answered!(Level::DEBUG),
+        }
+    }
 }
 
 /// A redirect with exactly the status the contract names (axum's `Redirect` offers 303, 307

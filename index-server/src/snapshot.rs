@@ -21,6 +21,7 @@ use tokio::sync::watch;
 
 use crate::filter::{self, Family};
 use crate::icons::Icons;
+use crate::reuse::Responses;
 
 /// Which entries an index route lists: `/index/{all,stack,sample}` (and `/index` = stacks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -127,6 +128,8 @@ pub struct Snapshot {
     published_digest: Option<String>,
     loaded_at: SystemTime,
     filtered: Mutex<FilteredCache>,
+    /// Whole answers reused while this snapshot is served ([`crate::reuse`]).
+    responses: Responses,
 }
 
 impl Snapshot {
@@ -160,6 +163,7 @@ impl Snapshot {
             published_digest: None,
             loaded_at: SystemTime::now(),
             filtered: Mutex::default(),
+            responses: Responses::default(),
         }
     }
 
@@ -255,6 +259,11 @@ impl Snapshot {
         // The cache only holds complete bodies: a poisoned lock still holds valid ones.
         let mut cache = self.filtered.lock().unwrap_or_else(|e| e.into_inner());
         cache.route(family, listing).get(query).cloned()
+    }
+
+    /// The answers reused while this snapshot is served.
+    pub fn responses(&self) -> &Responses {
+        &self.responses
     }
 
     /// The entry (stack or sample) named `name`.

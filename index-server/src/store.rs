@@ -53,6 +53,14 @@ pub trait Store: Send + Sync + 'static {
     /// The tags of a repository, sorted; `None` when the repository does not exist.
     fn tags<'a>(&'a self, repository: &'a str) -> StoreFuture<'a, Option<Vec<String>>>;
 
+    /// Whether what it holds at a tag only changes together with the snapshot being served
+    /// (the embedded store, filled before each swap), so that an answer read from it may be
+    /// reused for the life of the snapshot ([`crate::reuse`]). Not so for a registry, where
+    /// anyone may push.
+    fn fixed_per_snapshot(&self) -> bool {
+        false
+    }
+
     /// The devfile of a stack version: the devfile layer of `devfile-catalog/<folder>:<version>`.
     fn devfile<'a>(&'a self, stack_folder: &'a str, version: &'a str) -> StoreFuture<'a, Option<Bytes>> {
         Box::pin(async move { devfile_in(self, &oci::stack_repository(stack_folder), version).await })
@@ -163,6 +171,10 @@ impl LocalStore {
 }
 
 impl Store for LocalStore {
+    fn fixed_per_snapshot(&self) -> bool {
+        true
+    }
+
     fn manifest<'a>(&'a self, repository: &'a str, reference: &'a str) -> StoreFuture<'a, Option<StoredManifest>> {
         let found = self.read(|c| {
             let digest = if reference.starts_with("sha256:") {

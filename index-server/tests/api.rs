@@ -63,8 +63,38 @@ impl Reply {
     }
 }
 
+/// The router's answer to `request`. A GET (other than `/metrics` and `/api/...`, whose answers
+/// change from one request to the next) is also sent twice through the service as it is served
+/// (`index_server::service`, which reuses answers per snapshot): both answers must be the
+/// router's, to the byte, so every test here also checks the reused answers.
 async fn send(state: &AppState, request: Request<Body>) -> Reply {
-    let response = app(state.clone()).oneshot(request).await.unwrap();
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let copy = || {
+        let mut request = Request::new(Body::from(body.clone()));
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = parts.uri.clone();
+        *request.headers_mut() = parts.headers.clone();
+        request
+    };
+    let reply = answer(app(state.clone()).oneshot(copy()).await.unwrap()).await;
+    let path = parts.uri.path();
+    if parts.method == Method::GET && path != "/metrics" && !path.starts_with("/api/") {
+        for attempt in ["first", "second"] {
+            let served = answer(index_server::service(state.clone()).oneshot(copy()).await.unwrap()).await;
+            assert_eq!(
+                (served.status, &served.headers, &served.body),
+                (reply.status, &reply.headers, &reply.body),
+                "{} {}: the {attempt} answer of the served service differs from the router's",
+                parts.method,
+                parts.uri
+            );
+        }
+    }
+    reply
+}
+
+async fn answer(response: axum::response::Response) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
     let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
@@ -73,6 +103,11 @@ async fn send(state: &AppState, request: Request<Body>) -> Reply {
 
 async fn get(state: &AppState, uri: &str) -> Reply {
     send(state, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+/// The router's answer only: for the tests that count requests in the metrics.
+async fn get_once(state: &AppState, uri: &str) -> Reply {
+    answer(app(state.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()).await
 }
 
 async fn get_with(state: &AppState, uri: &str, name: &str, value: &str) -> Reply {
@@ -254,7 +289,8 @@ async fn telemetry_headers_are_accepted_and_counted() {
         .header("Locale", "en_US")
         .body(Body::empty())
         .unwrap();
-    assert_eq!(send(&state, request).await.status, StatusCode::OK);
+    let reply = answer(app(state.clone()).oneshot(request).await.unwrap()).await;
+    assert_eq!(reply.status, StatusCode::OK);
     let metrics = get(&state, "/metrics").await;
     assert!(metrics.text().contains("registry_client_requests_total{client=\"odo\"} 1\n"), "{}", metrics.text());
     // Only the client name is a label: users and locales are never exposed.
@@ -264,12 +300,12 @@ async fn telemetry_headers_are_accepted_and_counted() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status_and_describe_the_snapshot() {
     let state = load(&workspace().join("stacks"), ServeOptions::default());
-    get(&state, "/index").await;
-    get(&state, "/index").await;
-    get(&state, "/devfiles/go").await;
-    get(&state, "/devfiles/nope").await;
-    get(&state, "/nope").await;
-    let reply = get(&state, "/metrics").await;
+    get_once(&state, "/index").await;
+    get_once(&state, "/index").await;
+    get_once(&state, "/devfiles/go").await;
+    get_once(&state, "/devfiles/nope").await;
+    get_once(&state, "/nope").await;
+    let reply = get_once(&state, "/metrics").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header(header::CONTENT_TYPE), "text/plain; version=0.0.4; charset=utf-8");
     let text = reply.text();
