@@ -146,10 +146,7 @@ where
                 .record(&self.state.metrics, &telemetry);
             let mut response = Response::new(Body::from(kept.body.clone()));
             *response.status_mut() = kept.status;
-            // Room for what hyper adds (`date`), so that it does not grow the map.
-            let headers = response.headers_mut();
-            headers.reserve(kept.headers.len() + 2);
-            headers.extend(kept.headers.iter().map(|(name, value)| (name.clone(), value.clone())));
+            *response.headers_mut() = kept.headers.clone();
             return ReuseFuture::Kept(Some(response));
         }
         let key = path_and_query.to_string();
