@@ -408,3 +408,32 @@ fn git_untrimmed(dir: &Path, args: &[&str]) -> Result<String, SourceError> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_touch_their_version_and_stack_files_only() {
+        let changes = Changes {
+            paths: vec![
+                "stacks/go/2.5.0/devfile.yaml".into(),
+                "stacks/java-maven/stack.yaml".into(),
+                "stacks/README.md".into(),
+            ],
+            linked: HashSet::from(["stacks/nodejs".to_string()]),
+        };
+        assert!(changes.touch("stacks/go/2.5.0"));
+        assert!(!changes.touch("stacks/go/2.4.0"));
+        assert!(!changes.touch("stacks/go/2.5"), "a prefix of the folder name is another folder");
+        assert!(changes.touch("stacks/java-maven/1.3.0"), "stack.yaml concerns every version");
+        assert!(!changes.touch("stacks/java-maven-x"));
+        assert!(changes.touch("stacks/nodejs"), "a stack with a symbolic link always counts");
+        assert!(!changes.touch("stacks/python"));
+        let single = Changes { paths: vec!["stacks/python/docker/Dockerfile".into()], linked: HashSet::new() };
+        assert!(single.touch("stacks/python"), "a single-version stack is its own version folder");
+        assert_eq!(stack_folder("stacks/go/1.0.0/devfile.yaml"), Some("stacks/go"));
+        assert_eq!(stack_folder("stacks/go"), Some("stacks/go"));
+        assert_eq!(stack_folder("README.md"), None);
+    }
+}
