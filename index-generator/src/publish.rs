@@ -1,10 +1,11 @@
 //! Publishes packed artifacts to an OCI registry (SPEC §5), incrementally and index last.
 //!
-//! For each artifact: a HEAD on its tag; when the registry already has exactly this manifest,
-//! nothing else happens. Otherwise each blob is checked with a HEAD and uploaded only when
-//! missing, then the manifest bytes are pushed as they are (byte-exact, so digests match the
-//! reference's). The index document is pushed only after every artifact is in place, and its
-//! `latest` tag moves last of all: a reader never sees an index that points at a missing artifact.
+//! For each artifact: a lookup of its tag (unless the tag list says it is new); when the registry
+//! already has exactly this manifest, nothing else happens. Otherwise each blob is checked with a
+//! HEAD (unless the repository is new) and uploaded only when missing, then the manifest bytes
+//! are pushed as they are (byte-exact, so digests match the reference's). The index document is
+//! pushed only after every artifact is in place, and its `latest` tag moves last of all: a
+//! reader never sees an index that points at a missing artifact.
 //!
 //! Every registry operation here is idempotent (blobs are content-addressed, a manifest PUT of
 //! the same bytes is a no-op), so transient failures (connection errors, 5xx) are retried.
@@ -321,19 +322,18 @@ const CATALOG_FROM_ARTIFACTS: usize = 16;
 /// one repository at a time.
 const CATALOG_PAGES: usize = 20;
 
-/// What a publish knows of one repository.
+/// What a publish knows of one repository before pushing to it.
 #[derive(Default)]
 struct RepositoryState {
     /// Its tags, when listed; `None`: look each tag up.
     tags: Option<HashSet<String>>,
-    /// Blobs known to be in it.
-    blobs: HashSet<String>,
-    /// Tags this publish pointed at a new manifest.
-    moved: HashSet<String>,
     /// The registry does not know the repository: none of its blobs can be there, so they are
     /// uploaded without a lookup each.
     unknown: bool,
 }
+
+/// Values set once each, by key; whoever comes second waits for the first.
+type Cells<K, V> = Mutex<HashMap<K, Arc<OnceCell<V>>>>;
 
 /// What one publish shares between its repositories: counts, and where each blob already is.
 struct Counters {
@@ -346,7 +346,13 @@ struct Counters {
     /// Digest → the repository (unprefixed) this publish found or put it in. A repository
     /// uploading a blob holds its cell until done, so another one that needs the same blob
     /// waits and mounts it rather than uploading it too.
-    homes: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
+    homes: Cells<String, String>,
+    /// `(repository, digest)` → set once the blob is known to be in the repository. Artifacts
+    /// of one repository are pushed concurrently; two uploads of the same blob into the same
+    /// repository at once can leave the registry without it, so the second one waits.
+    placed: Cells<(String, String), ()>,
+    /// Repository → its state, read by the first of its artifacts.
+    repositories: Cells<String, RepositoryState>,
     /// Cleared when the registry refuses a mount: the rest of the publish uploads.
     mounts: AtomicBool,
     /// The registry's repositories, when the catalog was read.
@@ -363,6 +369,8 @@ impl Default for Counters {
             blobs_mounted: AtomicUsize::new(0),
             bytes_uploaded: AtomicU64::new(0),
             homes: Mutex::new(HashMap::new()),
+            placed: Mutex::new(HashMap::new()),
+            repositories: Mutex::new(HashMap::new()),
             mounts: AtomicBool::new(true),
             known: OnceCell::new(),
         }
@@ -373,6 +381,16 @@ impl Counters {
     fn home(&self, digest: &str) -> Arc<OnceCell<String>> {
         let mut homes = self.homes.lock().expect("the homes lock is never poisoned");
         Arc::clone(homes.entry(digest.to_string()).or_default())
+    }
+
+    fn placed(&self, repository: &str, digest: &str) -> Arc<OnceCell<()>> {
+        let mut placed = self.placed.lock().expect("the placed lock is never poisoned");
+        Arc::clone(placed.entry((repository.to_string(), digest.to_string())).or_default())
+    }
+
+    fn repository(&self, repository: &str) -> Arc<OnceCell<RepositoryState>> {
+        let mut repositories = self.repositories.lock().expect("the repositories lock is never poisoned");
+        Arc::clone(repositories.entry(repository.to_string()).or_default())
     }
 }
 
@@ -568,9 +586,8 @@ impl Publisher {
         self.push_stream(receiver, expected, &Arc::new(Counters::default()), progress).await
     }
 
-    /// Pushes uploads as they arrive, one task per repository (its artifacts one after the
-    /// other: two uploads of the same blob into the same repository at once can leave the
-    /// registry without it), at most `concurrency` artifacts at a time.
+    /// Pushes uploads as they arrive, at most `concurrency` at a time, artifacts of one
+    /// repository too (blob by blob, each goes into a repository once: see `Counters::placed`).
     async fn push_stream(
         self: &Arc<Self>,
         mut uploads: mpsc::UnboundedReceiver<Result<Upload, PackError>>,
@@ -583,7 +600,6 @@ impl Publisher {
         let _ = counters.known.set(known.clone());
         let semaphore = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-        let mut repositories: HashMap<String, mpsc::UnboundedSender<Upload>> = HashMap::new();
         let mut tasks = tokio::task::JoinSet::new();
         let mut total = 0;
         let mut failures = Vec::new();
@@ -611,44 +627,19 @@ impl Publisher {
                 }
             };
             total += 1;
-            if let Some(queue) = repositories.get(&upload.repository) {
-                // A task that stopped at a failure has dropped its queue: the rest is not pushed.
-                let _ = queue.send(upload);
-                continue;
-            }
-            let (queue, mut list) = mpsc::unbounded_channel();
-            repositories.insert(upload.repository.clone(), queue);
             let this = Arc::clone(self);
             let counters = Arc::clone(counters);
             let semaphore = Arc::clone(&semaphore);
             let known = known.clone();
             let done = done_tx.clone();
             tasks.spawn(async move {
-                let mut repository: Option<RepositoryState> = None;
-                let mut next = Some(upload);
-                loop {
-                    let upload = match next.take() {
-                        Some(upload) => upload,
-                        None => match list.recv().await {
-                            Some(upload) => upload,
-                            None => break,
-                        },
-                    };
-                    let _permit = semaphore.acquire().await.expect("the semaphore is never closed");
-                    let state = match &mut repository {
-                        Some(state) => state,
-                        None => repository.insert(this.repository_state(&upload.repository, known.as_deref()).await),
-                    };
-                    let result = this.push(&upload, state, &counters).await;
-                    let failed = result.is_err();
-                    let _ = done.send((upload.name(), result));
-                    if failed {
-                        break;
-                    }
-                }
+                let _permit = semaphore.acquire().await.expect("the semaphore is never closed");
+                let state = counters.repository(&upload.repository);
+                let state = state.get_or_init(|| this.repository_state(&upload.repository, known.as_deref())).await;
+                let result = this.push(&upload, state, &counters).await.map(|(bytes, _)| bytes);
+                let _ = done.send((upload.name(), result));
             });
         }
-        drop(repositories);
         drop(done_tx);
         while let Some(done) = done_rx.recv().await {
             report(done, &mut failures);
@@ -708,14 +699,14 @@ impl Publisher {
         // A registry whose catalog does not list the index's repository has none of it; else
         // each tag is looked up (one HEAD each, where a tag list would take the same two).
         let known = shared.known.get().cloned().flatten();
-        let mut state = match known {
+        let state = match known {
             Some(known) if !known.contains(&self.target.repository(&index.repository)) => {
                 self.repository_state(&index.repository, Some(&known)).await
             }
             _ => RepositoryState::default(),
         };
-        let bytes_uploaded = self.push(&index, &mut state, &counters).await?;
-        let latest_moved = move_latest && state.moved.contains("latest");
+        let (bytes_uploaded, moved) = self.push(&index, &state, &counters).await?;
+        let latest_moved = move_latest && moved.iter().any(|tag| tag == "latest");
         if latest_moved {
             tracing::info!(commit_hash, digest = %index.artifact.manifest_digest, "index pushed");
         }
@@ -731,16 +722,16 @@ impl Publisher {
         })
     }
 
-    /// Pushes one artifact to each of its tags, in order. `present` holds the blobs known to be
-    /// in the repository already. Returns the bytes uploaded.
+    /// Pushes one artifact to each of its tags, in order. Returns the bytes uploaded and the
+    /// tags it moved.
     async fn push(
         &self,
         upload: &Upload,
-        repository: &mut RepositoryState,
+        repository: &RepositoryState,
         counters: &Counters,
-    ) -> Result<u64, PublishError> {
+    ) -> Result<(u64, Vec<String>), PublishError> {
         let artifact = &upload.artifact;
-        let present = &mut repository.blobs;
+        let mut moved = Vec::new();
         let mut uploaded = 0;
         let mut blobs_checked = false;
         for tag in &upload.tags {
@@ -754,11 +745,15 @@ impl Publisher {
             }
             if !blobs_checked {
                 for blob in artifact.blobs() {
-                    if present.contains(&blob.digest) {
-                        continue;
-                    }
-                    uploaded += self.push_blob(&upload.repository, blob, repository.unknown, counters).await?;
-                    present.insert(blob.digest.clone());
+                    let placed = counters.placed(&upload.repository, &blob.digest);
+                    let mut bytes = 0;
+                    placed
+                        .get_or_try_init(|| async {
+                            bytes = self.push_blob(&upload.repository, blob, repository.unknown, counters).await?;
+                            Ok::<_, PublishError>(())
+                        })
+                        .await?;
+                    uploaded += bytes;
                 }
                 blobs_checked = true;
             }
@@ -772,12 +767,12 @@ impl Publisher {
             })
             .await?;
             tracing::info!(repository = %upload.repository, tag = %tag, digest = %artifact.manifest_digest, "manifest pushed");
-            repository.moved.insert(tag.clone());
+            moved.push(tag.clone());
             counters.manifests_pushed.fetch_add(1, Ordering::Relaxed);
             uploaded += artifact.manifest.len() as u64;
         }
         counters.bytes_uploaded.fetch_add(uploaded, Ordering::Relaxed);
-        Ok(uploaded)
+        Ok((uploaded, moved))
     }
 
     /// What is known of a repository before its artifacts are pushed: nothing is there when the
@@ -785,7 +780,7 @@ impl Publisher {
     /// per new tag), or nothing when the registry will not list them.
     async fn repository_state(&self, repository: &str, known: Option<&HashSet<String>>) -> RepositoryState {
         if known.is_some_and(|known| !known.contains(&self.target.repository(repository))) {
-            return RepositoryState { tags: Some(HashSet::new()), unknown: true, ..RepositoryState::default() };
+            return RepositoryState { tags: Some(HashSet::new()), unknown: true };
         }
         let reference = self.target.reference(repository, "latest");
         let (tags, unknown) = match self.client.list_tags(&reference, &self.auth, None, None).await {
@@ -796,7 +791,7 @@ impl Publisher {
                 (None, false)
             }
         };
-        RepositoryState { tags, unknown, ..RepositoryState::default() }
+        RepositoryState { tags, unknown }
     }
 
     /// Every repository of the registry (`GET /v2/_catalog`, following `Link` pages), or `None`
@@ -878,7 +873,11 @@ impl Publisher {
             counters.blobs_uploaded.fetch_add(1, Ordering::Relaxed);
             return Ok(blob.bytes.len() as u64);
         }
-        if from != repository && counters.mounts.load(Ordering::Relaxed) {
+        if from == repository {
+            // Found there by a lookup of another artifact meanwhile.
+            return Ok(0);
+        }
+        if counters.mounts.load(Ordering::Relaxed) {
             let source = self.target.reference(from, "latest");
             match self.client.mount_blob(&reference, &source, &blob.digest).await {
                 Ok(()) => {

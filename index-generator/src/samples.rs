@@ -129,6 +129,9 @@ fn remote(git: &Git) -> Option<(&str, Option<&str>)> {
     Some((url, Some(git.revision.as_str()).filter(|r| !r.is_empty())))
 }
 
+/// What git says when it cannot even talk to a remote: a second, longer fetch would fail too.
+const UNREACHABLE: [&str; 4] = ["not allowed", "Could not resolve host", "Connection refused", "Failed to connect"];
+
 fn fetch_one(job: &Job, run: &Runner) -> Result<SampleDevfile, String> {
     let git = job.git.ok_or("it has no git remote")?;
     let (url, revision) = remote(git).ok_or("its git section names no remote")?;
@@ -139,8 +142,12 @@ fn fetch_one(job: &Job, run: &Runner) -> Result<SampleDevfile, String> {
     // branch or tag head, so fall back to fetching everything.
     let commit = match run.run(dir.path(), &["fetch", "--quiet", "--depth=1", "--no-tags", url, at]) {
         Ok(_) => "FETCH_HEAD".to_string(),
-        // Running out of time is not a reason to try a longer fetch.
+        // Running out of time is not a reason to try a longer fetch, nor is a remote that
+        // cannot be reached at all (git's own words; in another language, it is tried anyway).
         Err(stopped) if run.stopped() => return Err(format!("{url} at {at}: {stopped}")),
+        Err(unreachable) if UNREACHABLE.iter().any(|words| unreachable.contains(words)) => {
+            return Err(format!("{url} at {at}: {unreachable}"));
+        }
         Err(shallow) => {
             run.run(dir.path(), &["fetch", "--quiet", "--no-tags", url, "+refs/heads/*:refs/heads/*"])
                 .map_err(|_| format!("{url} at {at}: {shallow}"))?;
