@@ -307,9 +307,9 @@ pub struct Publisher {
     plain: Option<PlainRequests>,
 }
 
-/// Requests sent with reqwest rather than through oci-client.
+/// Requests sent with reqwest rather than through oci-client (its client is built when first
+/// needed: building one reads the system's root certificates).
 struct PlainRequests {
-    http: reqwest::Client,
     base: String,
     basic: Option<(String, String)>,
 }
@@ -403,19 +403,10 @@ impl Publisher {
             Credentials::Anonymous => None,
         };
         let open = matches!(auth, RegistryAuth::Bearer(_)) || basic.is_some();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!("devfile-registry/", env!("CARGO_PKG_VERSION")))
-            .build();
-        let plain = match http {
-            Ok(http) if open => Some(PlainRequests {
-                http,
-                base: format!("{}://{}", if target.plain_http { "http" } else { "https" }, target.registry),
-                basic,
-            }),
-            _ => None,
-        };
+        let plain = open.then(|| PlainRequests {
+            base: format!("{}://{}", if target.plain_http { "http" } else { "https" }, target.registry),
+            basic,
+        });
         Publisher {
             client: client(&target),
             auth,
@@ -798,10 +789,16 @@ impl Publisher {
     /// when the registry will not tell (it refuses, needs a token, or has too many pages).
     async fn catalog(&self) -> Option<HashSet<String>> {
         let plain = self.plain.as_ref()?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("devfile-registry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .ok()?;
         let mut repositories = HashSet::new();
         let mut url = format!("{}/v2/_catalog?n=1000", plain.base);
         for _ in 0..CATALOG_PAGES {
-            let mut request = plain.http.get(&url);
+            let mut request = http.get(&url);
             if let Some((username, password)) = &plain.basic {
                 request = request.basic_auth(username, Some(password));
             }

@@ -257,8 +257,14 @@ fn git_location(path: &Path) -> Result<Option<GitLocation>, SourceError> {
 
 fn from_work_tree(path: &Path, prefix: &str) -> Result<Checkout, SourceError> {
     let commit = git(path, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).unwrap_or_default();
-    let status = git_untrimmed(path, &["status", "--porcelain", "--untracked-files=all", "--", "."])?;
-    let folder_times = if commit.is_empty() { HashMap::new() } else { folder_times(path, &commit, prefix)? };
+    // Two independent git runs (each some tens of milliseconds on a registry this size): at once.
+    let (status, folder_times) = std::thread::scope(|scope| {
+        let status =
+            scope.spawn(|| git_untrimmed(path, &["status", "--porcelain", "--untracked-files=all", "--", "."]));
+        let folder_times = if commit.is_empty() { Ok(HashMap::new()) } else { folder_times(path, &commit, prefix) };
+        (status.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), folder_times)
+    });
+    let (status, folder_times) = (status?, folder_times?);
     Ok(Checkout {
         root: path.to_path_buf(),
         commit_hash: commit,
