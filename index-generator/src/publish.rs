@@ -1101,6 +1101,13 @@ mod tests {
     }
 
     #[test]
+    fn catalog_pages_follow_the_next_link() {
+        assert_eq!(next_link(r#"</v2/_catalog?last=b&n=2>; rel="next""#).as_deref(), Some("/v2/_catalog?last=b&n=2"));
+        assert_eq!(next_link(r#"<https://r.example/v2/_catalog?last=b>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+
+    #[test]
     fn credentials_never_show_the_password() {
         let c = Credentials::Basic { username: "u".into(), password: "hunter2".into() };
         assert!(!format!("{c:?}").contains("hunter2"));

@@ -389,7 +389,8 @@ fn sample_devfiles_are_fetched_from_their_git_remotes_and_published() {
         gone = remotes.path().join("missing").display(),
     );
     std::fs::write(dir.path().join("extraDevfileEntries.yaml"), entries).unwrap();
-    GitRepo::init(dir.path()).unwrap().commit_all(DATE, "samples").unwrap();
+    let registry_repo = GitRepo::init(dir.path()).unwrap();
+    registry_repo.commit_all(DATE, "samples").unwrap();
 
     // --strict: the unreachable sample is an error, and nothing is published.
     let strict = publish_with(dir.path(), &format!("{}/strict-samples", registry.url()), &["--strict"], "");
@@ -399,6 +400,8 @@ fn sample_devfiles_are_fetched_from_their_git_remotes_and_published() {
             .contains("error: extraDevfileEntries.yaml: [sample/unreachable] the devfile of sample gone latest")
     );
     assert!(registry.tags("strict-samples/devfile-index").is_empty());
+    // Samples are fetched before anything is pushed with --strict.
+    assert!(!registry.catalog().iter().any(|r| r.starts_with("strict-samples/")), "{:?}", registry.catalog());
 
     let out = publish(dir.path(), &format!("{}/samples", registry.url()));
     let summary = summary(&out);
@@ -428,6 +431,17 @@ fn sample_devfiles_are_fetched_from_their_git_remotes_and_published() {
     .unwrap();
     let names: Vec<&str> = index["stacks"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["plain", "nested", "gone"]);
+
+    // A later commit of the registry: only the stacks it changed would be packed, but the
+    // samples are fetched again, and one whose branch moved is published anew.
+    std::fs::write(remotes.path().join("plain/devfile.yaml"), SAMPLE_DEVFILE.replace("NAME", "moved")).unwrap();
+    plain.commit_all(LATER, "moved").unwrap();
+    std::fs::write(dir.path().join("README.md"), "samples\n").unwrap();
+    registry_repo.commit_all(LATER, "readme").unwrap();
+    let again = self::summary(&publish(dir.path(), &format!("{}/samples", registry.url())));
+    assert_eq!(again["artifacts_checked"], false, "the published index's commit is an ancestor");
+    assert_eq!(again["index_pushed"], true);
+    assert_eq!(devfile("samples/devfile-samples/plain", "latest"), SAMPLE_DEVFILE.replace("NAME", "moved"));
 }
 
 #[test]
