@@ -211,39 +211,14 @@ fn publish(args: &SourceArgs, registry: &RegistryArgs, concurrency: usize, json:
     } else {
         None
     };
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let bar = PublishBar::new();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut summary = std::thread::scope(|scope| {
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(sources.len().max(1));
-        for _ in 0..workers {
-            let (sender, next, sources, root) = (sender.clone(), &next, &sources, &checkout.root);
-            scope.spawn(move || {
-                while let Some(source) = sources.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
-                    let upload = publish::pack_upload(root, source);
-                    let failed = upload.is_err();
-                    // The publish stopped (it failed): nothing more to pack.
-                    if sender.send(upload).is_err() || failed {
-                        break;
-                    }
-                }
-            });
-        }
-        let samples_sender = sender.clone();
-        scope.spawn(move || {
-            let samples = match early_samples {
-                Some(samples) => samples,
-                None => fetch_samples().0,
-            };
-            for upload in publish::sample_uploads(&samples) {
-                let _ = samples_sender.send(Ok(upload));
-            }
-        });
-        drop(sender);
-        let expected = sources.len() + sample_versions;
-        runtime.block_on(publisher.publish_from(receiver, expected, commit_hash, index_json.as_bytes(), &bar))
-    })
-    .with_context(|| format!("cannot publish to {}", publisher.target()))?;
+    let samples = || match early_samples {
+        Some(samples) => samples,
+        None => fetch_samples().0,
+    };
+    let packing = publish::Packing { root: &checkout.root, sources: &sources, samples, sample_versions };
+    let mut summary = publish::publish_packing(&runtime, &publisher, packing, commit_hash, index_json.as_bytes(), &bar)
+        .with_context(|| format!("cannot publish to {}", publisher.target()))?;
     bar.bar.finish_and_clear();
     if changed.is_some() {
         summary.artifacts += skipped;

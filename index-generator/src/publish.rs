@@ -959,6 +959,61 @@ impl Publisher {
     }
 }
 
+/// What [`publish_packing`] packs and fetches.
+pub struct Packing<'a, F> {
+    /// The registry root the version folders are under.
+    pub root: &'a Path,
+    pub sources: &'a [&'a VersionSource],
+    /// Fetches the sample devfiles (run on a thread of its own while stacks are packed).
+    pub samples: F,
+    /// How many sample versions the index lists (for the progress).
+    pub sample_versions: usize,
+}
+
+/// Packs stack versions on every core and fetches the sample devfiles meanwhile, each artifact
+/// pushed as soon as it is ready ([`Publisher::publish_from`]), then the index. Blocks on
+/// `runtime`; call it from outside any async runtime.
+pub fn publish_packing<F>(
+    runtime: &tokio::runtime::Runtime,
+    publisher: &Arc<Publisher>,
+    packing: Packing<'_, F>,
+    commit_hash: &str,
+    index_json: &[u8],
+    progress: &dyn PublishProgress,
+) -> Result<Summary, PublishError>
+where
+    F: FnOnce() -> Vec<SampleDevfile> + Send,
+{
+    let Packing { root, sources, samples, sample_versions } = packing;
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(sources.len().max(1));
+        for _ in 0..workers {
+            let (sender, next) = (sender.clone(), &next);
+            scope.spawn(move || {
+                while let Some(source) = sources.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let upload = pack_upload(root, source);
+                    let failed = upload.is_err();
+                    // The publish stopped (it failed): nothing more to pack.
+                    if sender.send(upload).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
+        let samples_sender = sender.clone();
+        scope.spawn(move || {
+            for upload in sample_uploads(&samples()) {
+                let _ = samples_sender.send(Ok(upload));
+            }
+        });
+        drop(sender);
+        let expected = sources.len() + sample_versions;
+        runtime.block_on(publisher.publish_from(receiver, expected, commit_hash, index_json, progress))
+    })
+}
+
 /// Packs every stack version of `sources` (folders under `root`) and wraps every sample
 /// devfile, in that order: what [`Publisher::publish`] pushes before the index.
 pub fn uploads(root: &Path, sources: &[VersionSource], samples: &[SampleDevfile]) -> Result<Vec<Upload>, PackError> {
