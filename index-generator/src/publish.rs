@@ -442,7 +442,7 @@ impl Publisher {
         let started = Instant::now();
         // First request: checks the credentials and that the registry answers, before any upload.
         if let Some(summary) = self.unchanged(commit_hash, index_json, uploads.len()).await? {
-            progress.start(1);
+            progress.start(uploads.len() as u64 + 1);
             progress.artifact_done(&index_upload(commit_hash, index_json, true).name(), 0);
             return Ok(summary);
         }
