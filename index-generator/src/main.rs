@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
-use index_generator::publish::{self, Credentials, PublishProgress, Publisher, Target};
+use index_generator::publish::{self, Credentials, LatestIndex, PublishProgress, Publisher, Target};
+use index_generator::scan::VersionSource;
 use index_generator::{Checkout, DevfileSchemas, Generated, Options, Progress, samples, source};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -169,37 +170,74 @@ fn publish(args: &SourceArgs, registry: &RegistryArgs, concurrency: usize, json:
     let publisher = Arc::new(runtime.block_on(Publisher::connect(target, credentials, concurrency)).verify(verify));
     // The registry already serving this very index is the common case of a re-run: nothing to
     // fetch, pack or upload (sample devfiles are not fetched again either: --verify does).
-    let (_, stack_versions, _, _) = generated.counts();
-    let unchanged = runtime
-        .block_on(publisher.unchanged(commit_hash, index_json.as_bytes(), stack_versions))
+    let (_, stack_versions, _, sample_versions) = generated.counts();
+    let latest = runtime
+        .block_on(publisher.latest_index(commit_hash, index_json.as_bytes(), stack_versions))
         .with_context(|| format!("cannot publish to {}", publisher.target()))?;
-    let summary = match unchanged {
-        Some(summary) => summary,
-        None => {
-            let (samples, problems) = samples::fetch(&generated.document, args.strict);
-            for problem in &problems {
-                eprintln!("{problem}");
-            }
-            if problems.iter().any(|p| p.is_error()) {
-                anyhow::bail!("{} sample devfile(s) cannot be fetched; --strict publishes nothing", problems.len());
-            }
-            let uploads =
-                publish::uploads(&checkout.root, &generated.sources, &samples).context("cannot pack the stacks")?;
-            let bar = PublishBar::new(uploads.iter().map(|u| u.artifact.size()).sum());
-            let summary = runtime
-                .block_on(publisher.publish(uploads, commit_hash, index_json.as_bytes(), &bar))
-                .with_context(|| format!("cannot publish to {}", publisher.target()))?;
-            bar.bar.finish_and_clear();
-            summary
+    let changed = match &latest {
+        LatestIndex::Same(summary) => {
+            print_summary(summary, json);
+            return Ok(());
         }
+        // Every artifact the published index names was in place before it was pushed: when Git
+        // says which stacks changed since its commit, only those are packed and pushed.
+        LatestIndex::Other { commit_hash: Some(old) } => checkout.changes_since(old),
+        LatestIndex::Other { commit_hash: None } | LatestIndex::None => None,
     };
+    let sources: Vec<&VersionSource> = match &changed {
+        None => generated.sources.iter().collect(),
+        Some(changes) => generated.sources.iter().filter(|s| changes.touch(&s.folder)).collect(),
+    };
+    let skipped = generated.sources.len() - sources.len();
+    if changed.is_some() {
+        tracing::info!(skipped, packed = sources.len(), "only the stacks changed since the published index");
+    }
+    // Sample devfiles are fetched (git, mostly waiting) while stack versions are packed (on
+    // every core) and pushed as each is ready. With --strict a sample that cannot be fetched
+    // stops the run before anything is pushed, so they are fetched first.
+    let fetch_samples = || {
+        let (samples, problems) = samples::fetch(&generated.document, args.strict);
+        for problem in &problems {
+            eprintln!("{problem}");
+        }
+        (samples, problems.iter().any(|p| p.is_error()).then_some(problems.len()))
+    };
+    let early_samples = if args.strict {
+        let (samples, failed) = fetch_samples();
+        if let Some(failed) = failed {
+            anyhow::bail!("{failed} sample devfile(s) cannot be fetched; --strict publishes nothing");
+        }
+        Some(samples)
+    } else {
+        None
+    };
+    let bar = PublishBar::new();
+    let samples = || match early_samples {
+        Some(samples) => samples,
+        None => fetch_samples().0,
+    };
+    let packing = publish::Packing { root: &checkout.root, sources: &sources, samples, sample_versions };
+    let mut summary = publish::publish_packing(&runtime, &publisher, packing, commit_hash, index_json.as_bytes(), &bar)
+        .with_context(|| format!("cannot publish to {}", publisher.target()))?;
+    bar.bar.finish_and_clear();
+    if changed.is_some() {
+        summary.artifacts += skipped;
+        summary.manifests_unchanged += skipped;
+        summary.artifacts_checked = false;
+    }
+    print_summary(&summary, json);
+    Ok(())
+}
+
+fn print_summary(summary: &publish::Summary, json: bool) {
     let index_state = match (summary.index_pushed, summary.artifacts_checked) {
-        (true, _) => "pushed",
+        (true, true) => "pushed",
         (false, true) => "unchanged",
         (false, false) => "unchanged, so every artifact is in place (--verify checks each)",
+        (true, false) => "pushed (only the stacks changed since the published index were packed; --verify checks each)",
     };
     eprintln!(
-        "published {} artifact(s) to {} in {:.1} s: {} manifest(s) pushed, {} unchanged; {} blob(s) uploaded ({}), {} already there; index {index_state} ({})",
+        "published {} artifact(s) to {} in {:.1} s: {} manifest(s) pushed, {} unchanged; {} blob(s) uploaded ({}), {} mounted, {} already there; index {index_state} ({})",
         summary.artifacts,
         summary.registry,
         summary.duration_ms as f64 / 1000.0,
@@ -207,13 +245,13 @@ fn publish(args: &SourceArgs, registry: &RegistryArgs, concurrency: usize, json:
         summary.manifests_unchanged,
         summary.blobs_uploaded,
         indicatif::HumanBytes(summary.bytes_uploaded),
+        summary.blobs_mounted,
         summary.blobs_present,
         summary.index_digest,
     );
     if json {
         println!("{}", serde_json::to_string(&summary).expect("a summary serializes"));
     }
-    Ok(())
 }
 
 /// Opens, scans and validates a source, printing problems and a summary to standard error.
@@ -294,7 +332,7 @@ struct PublishBar {
 }
 
 impl PublishBar {
-    fn new(total_bytes: u64) -> PublishBar {
+    fn new() -> PublishBar {
         let bar = ProgressBar::hidden();
         if std::io::stderr().is_terminal() {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -302,7 +340,7 @@ impl PublishBar {
                 ProgressStyle::with_template("{spinner} publishing {bar:30} {pos}/{len} artifacts, {msg} {wide_msg}")
                     .expect("a valid template"),
             );
-            bar.set_message(format!("0 B of up to {} uploaded", indicatif::HumanBytes(total_bytes)));
+            bar.set_message("0 B uploaded");
         }
         PublishBar { bar, uploaded: Default::default() }
     }

@@ -129,32 +129,65 @@ fn remote(git: &Git) -> Option<(&str, Option<&str>)> {
     Some((url, Some(git.revision.as_str()).filter(|r| !r.is_empty())))
 }
 
+/// What git says when it cannot even talk to a remote: a second, longer fetch would fail too.
+const UNREACHABLE: [&str; 4] = ["not allowed", "Could not resolve host", "Connection refused", "Failed to connect"];
+
 fn fetch_one(job: &Job, run: &Runner) -> Result<SampleDevfile, String> {
     let git = job.git.ok_or("it has no git remote")?;
     let (url, revision) = remote(git).ok_or("its git section names no remote")?;
     let at = revision.unwrap_or("HEAD");
     let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))?;
-    run.run(dir.path(), &["init", "--quiet", "--bare"])?;
-    // A shallow fetch of just that revision; older servers refuse a commit id that is not a
-    // branch or tag head, so fall back to fetching everything.
-    let commit = match run.run(dir.path(), &["fetch", "--quiet", "--depth=1", "--no-tags", url, at]) {
-        Ok(_) => "FETCH_HEAD".to_string(),
-        // Running out of time is not a reason to try a longer fetch.
-        Err(stopped) if run.stopped() => return Err(format!("{url} at {at}: {stopped}")),
-        Err(shallow) => {
-            run.run(dir.path(), &["fetch", "--quiet", "--no-tags", url, "+refs/heads/*:refs/heads/*"])
-                .map_err(|_| format!("{url} at {at}: {shallow}"))?;
-            at.to_string()
+    // A branch, a tag or the remote's HEAD: one shallow clone of just that, a single process.
+    let cloned = dir.path().join("clone.git");
+    let commit_id = at.len() >= 7 && at.bytes().all(|b| b.is_ascii_hexdigit());
+    let (repo, commit) = if commit_id {
+        (dir.path().to_path_buf(), fetch_commit(dir.path(), url, at, run)?)
+    } else {
+        let mut clone = vec!["clone", "--quiet", "--bare", "--depth=1"];
+        if let Some(revision) = revision {
+            clone.extend(["--branch", revision]);
+        }
+        let target = cloned.to_string_lossy();
+        clone.extend(["--", url, &target]);
+        match run.run(dir.path(), &clone) {
+            Ok(_) => (cloned.clone(), "HEAD".to_string()),
+            // Running out of time is not a reason to try a longer fetch, nor is a remote that
+            // cannot be reached at all (git's own words; in another language, it is tried anyway).
+            Err(stopped) if run.stopped() => return Err(format!("{url} at {at}: {stopped}")),
+            Err(unreachable) if UNREACHABLE.iter().any(|words| unreachable.contains(words)) => {
+                return Err(format!("{url} at {at}: {unreachable}"));
+            }
+            // Say, a remote that cannot clone shallow: fetch as for a commit.
+            Err(_) => (dir.path().to_path_buf(), fetch_commit(dir.path(), url, at, run)?),
         }
     };
     let prefix = git.sub_dir.trim_matches('/');
     for path in DEVFILE_PATHS {
         let path = if prefix.is_empty() { path.to_string() } else { format!("{prefix}/{path}") };
-        if let Ok(bytes) = run.run(dir.path(), &["cat-file", "blob", &format!("{commit}:{path}")]) {
+        if let Ok(bytes) = run.run(&repo, &["cat-file", "blob", &format!("{commit}:{path}")]) {
             return Ok(SampleDevfile { name: job.name.to_string(), tag: job.tag.to_string(), path, bytes });
         }
     }
     Err(format!("{url} at {at} has none of {}", DEVFILE_PATHS.join(", ")))
+}
+
+/// Fetches `at` from `url` into a new bare repository in `dir`; returns what to read it as.
+fn fetch_commit(dir: &Path, url: &str, at: &str, run: &Runner) -> Result<String, String> {
+    run.run(dir, &["init", "--quiet", "--bare"])?;
+    // A shallow fetch of just that revision; older servers refuse a commit id that is not a
+    // branch or tag head, so fall back to fetching everything.
+    match run.run(dir, &["fetch", "--quiet", "--depth=1", "--no-tags", url, at]) {
+        Ok(_) => Ok("FETCH_HEAD".to_string()),
+        Err(stopped) if run.stopped() => Err(format!("{url} at {at}: {stopped}")),
+        Err(unreachable) if UNREACHABLE.iter().any(|words| unreachable.contains(words)) => {
+            Err(format!("{url} at {at}: {unreachable}"))
+        }
+        Err(shallow) => {
+            run.run(dir, &["fetch", "--quiet", "--no-tags", url, "+refs/heads/*:refs/heads/*"])
+                .map_err(|_| format!("{url} at {at}: {shallow}"))?;
+            Ok(at.to_string())
+        }
+    }
 }
 
 /// How `git` runs for one sample version: until its deadline (the instant, and the timeout it

@@ -7,7 +7,7 @@
 //! Opening a source yields a [`Checkout`]: a folder to scan, the commit it holds, and the time of
 //! the last commit that touched each folder (for `lastModified`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -46,8 +46,19 @@ pub struct Checkout {
     /// Paths with uncommitted changes (staged, unstaged or untracked) under the root, when the
     /// files are read from a work tree rather than from a commit.
     pub uncommitted: Vec<String>,
+    /// The Git repository the files come from, when there is one on this machine.
+    history: Option<History>,
     /// Keeps an extracted or cloned tree alive while the checkout is in use.
     _temp: Option<TempDir>,
+}
+
+/// Where `git` commands about a checkout's history run.
+#[derive(Debug)]
+struct History {
+    /// A folder of the work tree, or the bare repository.
+    repo: PathBuf,
+    /// The registry root's path from the top (`""` or `registry/`).
+    prefix: String,
 }
 
 impl Checkout {
@@ -58,6 +69,7 @@ impl Checkout {
             commit_hash: String::new(),
             folder_times: HashMap::new(),
             uncommitted: Vec::new(),
+            history: None,
             _temp: None,
         }
     }
@@ -69,8 +81,83 @@ impl Checkout {
         folder_times: HashMap<String, String>,
         temp: TempDir,
     ) -> Checkout {
-        Checkout { root, commit_hash, folder_times, uncommitted: Vec::new(), _temp: Some(temp) }
+        Checkout { root, commit_hash, folder_times, uncommitted: Vec::new(), history: None, _temp: Some(temp) }
     }
+
+    /// What differs between commit `old` and this checkout's commit under `stacks/`; `None`
+    /// when Git cannot tell: no repository on this machine, `old` unknown here or not an
+    /// ancestor of this commit, or uncommitted changes in the work tree.
+    pub fn changes_since(&self, old: &str) -> Option<Changes> {
+        let history = self.history.as_ref()?;
+        if self.commit_hash.is_empty()
+            || !self.uncommitted.is_empty()
+            || old.len() < 7
+            || !old.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return None;
+        }
+        // Pathspecs and the paths git prints are relative to the top.
+        let top = git_top(&history.repo).ok()?;
+        // 0: an ancestor; 1: not one; 128: not a commit of this repository.
+        let ancestor = Command::new("git")
+            .current_dir(&top)
+            .args(["merge-base", "--is-ancestor", old, &self.commit_hash])
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        if !ancestor.success() {
+            return None;
+        }
+        let stacks = format!("{}stacks", history.prefix);
+        let quiet = ["-c", "core.quotePath=false"];
+        let diff = git_untrimmed(
+            &top,
+            &[&quiet[..], &["diff", "--name-only", "--no-renames", old, &self.commit_hash, "--", &stacks]].concat(),
+        )
+        .ok()?;
+        let tree =
+            git_untrimmed(&top, &[&quiet[..], &["ls-tree", "-r", &self.commit_hash, "--", &stacks]].concat()).ok()?;
+        // `<mode> <type> <object>\t<path>`; 120000 is a symbolic link.
+        let links =
+            tree.lines().filter(|l| l.starts_with("120000 ")).filter_map(|l| l.split_once('\t')).map(|(_, p)| p);
+        let relative = |path: &str| path.strip_prefix(history.prefix.as_str()).map(str::to_string);
+        let linked = links.filter_map(relative).filter_map(|p| stack_folder(&p).map(str::to_string)).collect();
+        Some(Changes { paths: diff.lines().filter_map(relative).collect(), linked })
+    }
+}
+
+/// Files changed between two commits under `stacks/`, as [`Checkout::changes_since`] found them.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// Changed (added, modified, removed) files, relative to the registry root.
+    paths: Vec<String>,
+    /// Stack folders holding a symbolic link: what a link points at may have changed outside
+    /// the stack folder, so these always count as changed.
+    linked: HashSet<String>,
+}
+
+impl Changes {
+    /// Whether the stack version in `folder` (`stacks/go/1.0.0`, or `stacks/go` for a stack of
+    /// one version) may pack differently: a file in it changed, or a file of its stack folder
+    /// itself (`stack.yaml`).
+    pub fn touch(&self, folder: &str) -> bool {
+        let Some(stack) = stack_folder(folder) else { return true };
+        self.linked.contains(stack)
+            || self.paths.iter().any(|path| {
+                path.strip_prefix(folder).is_some_and(|rest| rest.starts_with('/'))
+                    || path
+                        .strip_prefix(stack)
+                        .and_then(|rest| rest.strip_prefix('/'))
+                        .is_some_and(|rest| !rest.contains('/'))
+            })
+    }
+}
+
+/// `stacks/<name>` of a path below it (`stacks/go/1.0.0/devfile.yaml`, `stacks/go`).
+fn stack_folder(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("stacks/")?;
+    let end = rest.find('/').unwrap_or(rest.len());
+    (end > 0).then(|| &path[.."stacks/".len() + end])
 }
 
 /// Opens `source` (a folder, a Git URL or a GitHub repository URL), at `reference` when given
@@ -170,14 +257,21 @@ fn git_location(path: &Path) -> Result<Option<GitLocation>, SourceError> {
 
 fn from_work_tree(path: &Path, prefix: &str) -> Result<Checkout, SourceError> {
     let commit = git(path, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).unwrap_or_default();
-    let status = git_untrimmed(path, &["status", "--porcelain", "--untracked-files=all", "--", "."])?;
-    let folder_times = if commit.is_empty() { HashMap::new() } else { folder_times(path, &commit, prefix)? };
+    // Two independent git runs (each some tens of milliseconds on a registry this size): at once.
+    let (status, folder_times) = std::thread::scope(|scope| {
+        let status =
+            scope.spawn(|| git_untrimmed(path, &["status", "--porcelain", "--untracked-files=all", "--", "."]));
+        let folder_times = if commit.is_empty() { Ok(HashMap::new()) } else { folder_times(path, &commit, prefix) };
+        (status.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), folder_times)
+    });
+    let (status, folder_times) = (status?, folder_times?);
     Ok(Checkout {
         root: path.to_path_buf(),
         commit_hash: commit,
         folder_times,
         // Porcelain lines are `XY path`.
         uncommitted: status.lines().filter_map(|l| l.get(3..)).map(str::to_string).collect(),
+        history: Some(History { repo: path.to_path_buf(), prefix: prefix.to_string() }),
         _temp: None,
     })
 }
@@ -241,6 +335,7 @@ fn from_commit(repo: &Path, prefix: &str, reference: &str, temp: Option<TempDir>
         commit_hash: commit,
         folder_times,
         uncommitted: Vec::new(),
+        history: Some(History { repo: top, prefix: prefix.to_string() }),
         _temp: Some(temp),
     })
 }
@@ -318,4 +413,33 @@ fn git_untrimmed(dir: &Path, args: &[&str]) -> Result<String, SourceError> {
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_touch_their_version_and_stack_files_only() {
+        let changes = Changes {
+            paths: vec![
+                "stacks/go/2.5.0/devfile.yaml".into(),
+                "stacks/java-maven/stack.yaml".into(),
+                "stacks/README.md".into(),
+            ],
+            linked: HashSet::from(["stacks/nodejs".to_string()]),
+        };
+        assert!(changes.touch("stacks/go/2.5.0"));
+        assert!(!changes.touch("stacks/go/2.4.0"));
+        assert!(!changes.touch("stacks/go/2.5"), "a prefix of the folder name is another folder");
+        assert!(changes.touch("stacks/java-maven/1.3.0"), "stack.yaml concerns every version");
+        assert!(!changes.touch("stacks/java-maven-x"));
+        assert!(changes.touch("stacks/nodejs"), "a stack with a symbolic link always counts");
+        assert!(!changes.touch("stacks/python"));
+        let single = Changes { paths: vec!["stacks/python/docker/Dockerfile".into()], linked: HashSet::new() };
+        assert!(single.touch("stacks/python"), "a single-version stack is its own version folder");
+        assert_eq!(stack_folder("stacks/go/1.0.0/devfile.yaml"), Some("stacks/go"));
+        assert_eq!(stack_folder("stacks/go"), Some("stacks/go"));
+        assert_eq!(stack_folder("README.md"), None);
+    }
 }

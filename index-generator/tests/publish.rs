@@ -117,6 +117,11 @@ fn assert_published(registry: &Registry, namespace: &str, index_json: &str, arti
     assert_eq!(String::from_utf8(bytes).unwrap(), index_json);
 }
 
+/// Every request the proxy forwarded, as `METHOD path` (without the query).
+fn seen(proxy: &FaultyProxy) -> Vec<String> {
+    proxy.requests().into_iter().map(|r| format!("{} {}", r.method, r.path)).collect()
+}
+
 /// The requests that change something in the registry.
 fn writes(proxy: &FaultyProxy) -> Vec<String> {
     proxy
@@ -175,7 +180,7 @@ fn community_registry_publishes_byte_exact_then_incrementally() {
     // The registry has this very index, so its artifacts are in place: one lookup is enough.
     assert_eq!(again["artifacts_checked"], false);
     let looked_up: Vec<String> = proxy.requests().into_iter().map(|r| format!("{} {}", r.method, r.path)).collect();
-    assert_eq!(looked_up, ["GET /v2/", "HEAD /v2/community/devfile-index/manifests/latest"]);
+    assert_eq!(looked_up, ["GET /v2/", "GET /v2/community/devfile-index/manifests/latest"]);
     // --verify looks every artifact up, and finds nothing to push.
     proxy.clear();
     let verified = summary(&publish_with(dir.path(), &target, &["--verify"], ""));
@@ -208,6 +213,16 @@ fn community_registry_publishes_byte_exact_then_incrementally() {
     assert!(
         writes(&proxy).iter().all(|w| w.contains("/community/devfile-catalog/go/") || w.contains("/devfile-index/"))
     );
+    // The published index's commit is an ancestor: only the changed version was packed and
+    // looked at, no other repository was even read.
+    assert_eq!(changed["artifacts_checked"], false);
+    assert_eq!((changed["artifacts"].as_u64(), changed["manifests_unchanged"].as_u64()), (Some(90), Some(89)));
+    let read: Vec<String> = seen(&proxy)
+        .into_iter()
+        .filter(|r| r.contains("/devfile-catalog/") && !r.contains("/community/devfile-catalog/go/"))
+        .collect();
+    assert_eq!(read, Vec::<String>::new());
+    assert!(!seen(&proxy).iter().any(|r| r.contains("/go/manifests/") && !r.ends_with("/go/manifests/2.5.0")));
     let (index_json, artifacts) = expected_artifacts(dir.path());
     assert_published(registry, "community", &index_json, &artifacts);
 }
@@ -374,7 +389,8 @@ fn sample_devfiles_are_fetched_from_their_git_remotes_and_published() {
         gone = remotes.path().join("missing").display(),
     );
     std::fs::write(dir.path().join("extraDevfileEntries.yaml"), entries).unwrap();
-    GitRepo::init(dir.path()).unwrap().commit_all(DATE, "samples").unwrap();
+    let registry_repo = GitRepo::init(dir.path()).unwrap();
+    registry_repo.commit_all(DATE, "samples").unwrap();
 
     // --strict: the unreachable sample is an error, and nothing is published.
     let strict = publish_with(dir.path(), &format!("{}/strict-samples", registry.url()), &["--strict"], "");
@@ -384,6 +400,8 @@ fn sample_devfiles_are_fetched_from_their_git_remotes_and_published() {
             .contains("error: extraDevfileEntries.yaml: [sample/unreachable] the devfile of sample gone latest")
     );
     assert!(registry.tags("strict-samples/devfile-index").is_empty());
+    // Samples are fetched before anything is pushed with --strict.
+    assert!(!registry.catalog().iter().any(|r| r.starts_with("strict-samples/")), "{:?}", registry.catalog());
 
     let out = publish(dir.path(), &format!("{}/samples", registry.url()));
     let summary = summary(&out);
@@ -413,4 +431,111 @@ fn sample_devfiles_are_fetched_from_their_git_remotes_and_published() {
     .unwrap();
     let names: Vec<&str> = index["stacks"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["plain", "nested", "gone"]);
+
+    // A later commit of the registry: only the stacks it changed would be packed, but the
+    // samples are fetched again, and one whose branch moved is published anew.
+    std::fs::write(remotes.path().join("plain/devfile.yaml"), SAMPLE_DEVFILE.replace("NAME", "moved")).unwrap();
+    plain.commit_all(LATER, "moved").unwrap();
+    std::fs::write(dir.path().join("README.md"), "samples\n").unwrap();
+    registry_repo.commit_all(LATER, "readme").unwrap();
+    let again = self::summary(&publish(dir.path(), &format!("{}/samples", registry.url())));
+    assert_eq!(again["artifacts_checked"], false, "the published index's commit is an ancestor");
+    assert_eq!(again["index_pushed"], true);
+    assert_eq!(devfile("samples/devfile-samples/plain", "latest"), SAMPLE_DEVFILE.replace("NAME", "moved"));
+}
+
+#[test]
+fn a_full_publish_reads_the_catalog_once_and_mounts_the_blobs_it_already_pushed() {
+    // A registry of its own: its catalog holds nothing of other tests.
+    let registry = Registry::start(RegistryOptions::default());
+    let proxy = FaultyProxy::start(&registry);
+    let (dir, _repo) = community_repo();
+    let (index_json, artifacts) = expected_artifacts(dir.path());
+    let first = summary(&publish(dir.path(), &proxy.url()));
+    let seen = seen(&proxy);
+    assert_eq!(seen.iter().filter(|r| r.as_str() == "GET /v2/_catalog").count(), 1, "{seen:?}");
+    assert!(!seen.iter().any(|r| r.ends_with("/tags/list")), "the catalog says no repository exists yet: {seen:?}");
+    // The `{}` config goes up once, then into the 30 other stack repositories and the index's
+    // by a mount each (a POST answered 201, no PUT).
+    assert_eq!(first["blobs_mounted"], 31);
+    let count = |f: &dyn Fn(&String) -> bool| seen.iter().filter(|r| f(r)).count() as u64;
+    let uploaded = first["blobs_uploaded"].as_u64().unwrap();
+    let posts = count(&|r| r.starts_with("POST ") && r.contains("/blobs/uploads/"));
+    let puts = count(&|r| r.starts_with("PUT ") && r.contains("/blobs/uploads/"));
+    assert_eq!((posts, puts), (uploaded + 31, uploaded));
+    // Nothing else: the authentication probe, the index lookup and the catalog.
+    let manifests = first["manifests_pushed"].as_u64().unwrap();
+    assert_eq!(manifests, 92);
+    assert_eq!(seen.len() as u64, 3 + 2 * uploaded + 31 + manifests, "{seen:?}");
+    // Every mounted blob is readable where its manifest says.
+    assert_published(&registry, "", &index_json, &artifacts);
+}
+
+#[test]
+fn a_registry_that_refuses_the_catalog_is_asked_repository_by_repository() {
+    let registry = Registry::start(RegistryOptions::default());
+    let proxy = FaultyProxy::start(&registry);
+    proxy.inject(
+        Fault::status(401, r#"{"errors":[{"code":"UNAUTHORIZED","message":"no catalog"}]}"#)
+            .path_ends_with("/_catalog"),
+    );
+    let (dir, _repo) = community_repo();
+    let (index_json, artifacts) = expected_artifacts(dir.path());
+    let first = summary(&publish(dir.path(), &proxy.url()));
+    assert_eq!(proxy.faults_left(), 0, "the catalog was asked for");
+    assert_eq!(first["manifests_pushed"], 92);
+    let listed = seen(&proxy).into_iter().filter(|r| r.ends_with("/tags/list")).count();
+    assert_eq!(listed, 31, "one tag list per stack repository");
+    assert_published(&registry, "", &index_json, &artifacts);
+}
+
+#[test]
+fn only_changed_stacks_are_pushed_unless_verify_or_history_was_rewritten() {
+    let registry = Registry::shared();
+    let proxy = FaultyProxy::start(registry);
+    let target = format!("{}/history", proxy.url());
+    let (dir, repo) = community_repo();
+    summary(&publish(dir.path(), &target));
+    let change = |text: &str| {
+        let devfile = dir.path().join("stacks/go/2.5.0/devfile.yaml");
+        let old = std::fs::read_to_string(&devfile).unwrap();
+        std::fs::write(&devfile, old.replacen("description:", &format!("description: {text}"), 1)).unwrap();
+    };
+    let stacks_listed = |proxy: &FaultyProxy| {
+        seen(proxy).into_iter().filter(|r| r.contains("/devfile-catalog/") && r.ends_with("/tags/list")).count()
+    };
+
+    // --verify: every artifact is looked up even though Git could tell what changed.
+    change("Verified.");
+    repo.commit_all(LATER, "change go").unwrap();
+    proxy.clear();
+    let verified = summary(&publish_with(dir.path(), &target, &["--verify"], ""));
+    assert_eq!(verified["artifacts_checked"], true);
+    assert_eq!((verified["manifests_pushed"].as_u64(), verified["manifests_unchanged"].as_u64()), (Some(3), Some(89)));
+    assert_eq!(stacks_listed(&proxy), 31);
+
+    // History rewritten: the published commit is not an ancestor of the new one any more, so
+    // nothing can be assumed from it.
+    change("Amended.");
+    repo.git(&["add", "."], None).unwrap();
+    repo.git(&["commit", "--quiet", "--amend", "-m", "change go, amended"], Some(LATER)).unwrap();
+    proxy.clear();
+    let rewritten = summary(&publish(dir.path(), &target));
+    assert_eq!(rewritten["artifacts_checked"], true);
+    assert_eq!(
+        (rewritten["manifests_pushed"].as_u64(), rewritten["manifests_unchanged"].as_u64()),
+        (Some(3), Some(89))
+    );
+    assert_eq!(stacks_listed(&proxy), 31);
+
+    // A normal commit on top: only the go stack is read.
+    change("Again.");
+    repo.commit_all("2025-03-01T10:00:00+00:00", "change go again").unwrap();
+    proxy.clear();
+    let incremental = summary(&publish(dir.path(), &target));
+    assert_eq!(incremental["artifacts_checked"], false);
+    assert_eq!(incremental["manifests_pushed"], 3);
+    assert_eq!(stacks_listed(&proxy), 1);
+    let (index_json, artifacts) = expected_artifacts(dir.path());
+    assert_published(registry, "history", &index_json, &artifacts);
 }
