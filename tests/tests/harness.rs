@@ -111,7 +111,10 @@ async fn shared_registry_answers_v2() {
     let response = response.send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.unwrap(), "{}");
-    assert!(registry.storage().is_dir());
+    // The registry creates its storage with the first upload: it is the folder `storage` names.
+    let pusher = Pusher::new(&registry.url(), None);
+    assert_eq!(pusher.push_blob("harness/storage", b"stored").await.unwrap(), StatusCode::CREATED);
+    assert!(registry.storage().join("docker/registry/v2/repositories/harness/storage").is_dir());
 }
 
 #[tokio::test]
