@@ -80,14 +80,15 @@ pub fn generate(
 ) -> Result<Generated, ScanError> {
     let scan = scan::scan(checkout, schemas, progress)?;
     let mut problems = Vec::new();
-    if !checkout.uncommitted.is_empty() {
-        let mut shown: Vec<&str> = checkout.uncommitted.iter().take(5).map(String::as_str).collect();
-        if checkout.uncommitted.len() > shown.len() {
+    let uncommitted = checkout.uncommitted();
+    if !uncommitted.is_empty() {
+        let mut shown: Vec<&str> = uncommitted.iter().take(5).map(String::as_str).collect();
+        if uncommitted.len() > shown.len() {
             shown.push("...");
         }
         let message = format!(
             "the work tree has {} uncommitted change(s) ({}); {}",
-            checkout.uncommitted.len(),
+            uncommitted.len(),
             shown.join(", "),
             if checkout.commit_hash.is_empty() {
                 "the repository has no commit yet, so the index is stamped with none".to_string()

@@ -160,14 +160,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
 fn publish(args: &SourceArgs, registry: &RegistryArgs, concurrency: usize, json: bool, verify: bool) -> Result<()> {
     let target: Target = registry.url.parse()?;
     let credentials = registry.credentials()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // Setting up the client (TLS roots, asking the registry whether it wants credentials) on the
+    // runtime's threads while this one reads and validates the source.
+    let connecting = runtime.spawn(Publisher::connect(target, credentials, concurrency));
     let (checkout, generated) = build_with_checkout(args)?;
     if args.strict && generated.errors() > 0 {
         anyhow::bail!("{} error(s) in {}; --strict publishes nothing", generated.errors(), args.source);
     }
     let index_json = generated.document.to_pretty_json();
     let commit_hash = &generated.document.commit_hash;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let publisher = Arc::new(runtime.block_on(Publisher::connect(target, credentials, concurrency)).verify(verify));
+    let publisher = runtime.block_on(connecting).context("connecting to the registry panicked")?;
+    let publisher = Arc::new(publisher.verify(verify));
     // The registry already serving this very index is the common case of a re-run: nothing to
     // fetch, pack or upload (sample devfiles are not fetched again either: --verify does).
     let (_, stack_versions, _, sample_versions) = generated.counts();

@@ -66,6 +66,8 @@ pub enum ScanError {
     NotARegistry(String),
     #[error("cannot read {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
 }
 
 /// A version folder to check, before anything is read.
@@ -91,14 +93,16 @@ pub fn scan(checkout: &Checkout, schemas: &DevfileSchemas, progress: &dyn Progre
     for name in &stack_folders {
         plans.push(plan_stack(root, name, &mut scan.problems)?);
     }
-    let total: usize = plans.iter().map(|p| p.jobs.len()).sum();
-    progress.start(total as u64);
+    let jobs: Vec<&VersionJob> = plans.iter().flat_map(|p| &p.jobs).collect();
+    progress.start(jobs.len() as u64);
+    let mut results = check_all(root, &jobs, schemas, progress)?.into_iter();
+    // `git log` ran meanwhile; `lastModified` needs it from here on.
+    checkout.settle()?;
     for plan in plans {
         let mut checked = Vec::with_capacity(plan.jobs.len());
-        for job in &plan.jobs {
-            let file = format!("{}/{}", job.folder, job.devfile_name);
-            let result = check_version(root, job, &file, schemas, &mut scan.problems)?;
-            progress.devfile_done(&file);
+        for _ in &plan.jobs {
+            let (result, problems) = results.next().expect("one result per devfile");
+            scan.problems.extend(problems);
             scan.devfiles += 1;
             checked.push(result);
         }
@@ -113,6 +117,44 @@ pub fn scan(checkout: &Checkout, schemas: &DevfileSchemas, progress: &dyn Progre
     }
     crate::diagnostics::sort(&mut scan.problems);
     Ok(scan)
+}
+
+/// What checking one devfile gives: the devfile and its files (`None` when it has errors), and
+/// its problems.
+type Checked = (Option<(CheckedDevfile, Vec<String>)>, Vec<Diagnostic>);
+
+/// Checks every devfile, on one thread per core (parsing and validating are most of a scan), each
+/// thread a contiguous run of `jobs`; the results come back in the order of `jobs`, and the error,
+/// if any, is the first one in that order.
+fn check_all(
+    root: &Path,
+    jobs: &[&VersionJob],
+    schemas: &DevfileSchemas,
+    progress: &dyn Progress,
+) -> Result<Vec<Checked>, ScanError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let run = jobs.len().div_ceil(threads).max(1);
+    let check = |part: &[&VersionJob]| {
+        part.iter()
+            .map(|job| {
+                let file = format!("{}/{}", job.folder, job.devfile_name);
+                let mut problems = Vec::new();
+                let result = check_version(root, job, &file, schemas, &mut problems)?;
+                progress.devfile_done(&file);
+                Ok((result, problems))
+            })
+            .collect::<Result<Vec<Checked>, ScanError>>()
+    };
+    std::thread::scope(|scope| {
+        let mut parts = jobs.chunks(run);
+        let first = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts.map(|part| scope.spawn(move || check(part))).collect();
+        let mut all = check(first)?;
+        for other in others {
+            all.extend(other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
+        }
+        Ok(all)
+    })
 }
 
 /// Sub-folders of `dir`, in byte-wise name order.
@@ -475,7 +517,7 @@ fn assemble_stack(
         let last_modified = [name, stack_name.as_str()]
             .iter()
             .find_map(|n| overrides.get(&(DevfileType::Stack, n.to_string(), version.clone())))
-            .or_else(|| checkout.folder_times.get(&job.folder))
+            .or_else(|| checkout.folder_times().get(&job.folder))
             .cloned();
         let m = &devfile.metadata;
         sources.push(VersionSource {

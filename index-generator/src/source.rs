@@ -10,6 +10,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
 
 use tempfile::TempDir;
 
@@ -31,6 +33,8 @@ pub enum SourceError {
     Extract { commit: String, source: std::io::Error },
     #[error(transparent)]
     GitHub(#[from] GitHubError),
+    #[error("cannot read the history of the work tree: {0}")]
+    History(String),
 }
 
 /// A registry repository ready to scan.
@@ -40,16 +44,48 @@ pub struct Checkout {
     pub root: PathBuf,
     /// The commit the files come from; empty for a plain folder.
     pub commit_hash: String,
-    /// Paths under the root (`stacks/go`, `stacks/go/1.0.0`) → commit time of the last commit
-    /// that touched them, RFC 3339 with the original offset and `Z` for UTC.
-    pub folder_times: HashMap<String, String>,
-    /// Paths with uncommitted changes (staged, unstaged or untracked) under the root, when the
-    /// files are read from a work tree rather than from a commit.
-    pub uncommitted: Vec<String>,
+    /// What Git says of the files: see [`Checkout::folder_times`] and [`Checkout::uncommitted`].
+    facts: Facts,
     /// The Git repository the files come from, when there is one on this machine.
     history: Option<History>,
     /// Keeps an extracted or cloned tree alive while the checkout is in use.
     _temp: Option<TempDir>,
+}
+
+/// What Git says of a checkout's files.
+#[derive(Debug, Default)]
+struct GitFacts {
+    folder_times: HashMap<String, String>,
+    uncommitted: Vec<String>,
+}
+
+/// [`GitFacts`], known at once or still being found by `git` on a thread of its own.
+#[derive(Debug)]
+struct Facts {
+    known: OnceLock<Result<GitFacts, String>>,
+    pending: Mutex<Option<JoinHandle<Result<GitFacts, SourceError>>>>,
+}
+
+impl Facts {
+    fn known(facts: GitFacts) -> Facts {
+        Facts { known: OnceLock::from(Ok(facts)), pending: Mutex::new(None) }
+    }
+
+    fn pending(finding: JoinHandle<Result<GitFacts, SourceError>>) -> Facts {
+        Facts { known: OnceLock::new(), pending: Mutex::new(Some(finding)) }
+    }
+
+    /// The facts, waiting for `git` if it is still running; the error as text once it failed.
+    fn get(&self) -> &Result<GitFacts, String> {
+        self.known.get_or_init(|| {
+            let finding = self.pending.lock().unwrap_or_else(|e| e.into_inner()).take();
+            match finding.map(|f| f.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))) {
+                Some(Ok(facts)) => Ok(facts),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Ok(GitFacts::default()),
+            }
+        })
+    }
 }
 
 /// Where `git` commands about a checkout's history run.
@@ -67,10 +103,32 @@ impl Checkout {
         Checkout {
             root: root.into(),
             commit_hash: String::new(),
-            folder_times: HashMap::new(),
-            uncommitted: Vec::new(),
+            facts: Facts::known(GitFacts::default()),
             history: None,
             _temp: None,
+        }
+    }
+
+    /// Paths under the root (`stacks/go`, `stacks/go/1.0.0`) → commit time of the last commit
+    /// that touched them, RFC 3339 with the original offset and `Z` for UTC. Empty when Git
+    /// failed: [`Checkout::settle`] tells why.
+    pub fn folder_times(&self) -> &HashMap<String, String> {
+        static NONE: OnceLock<HashMap<String, String>> = OnceLock::new();
+        self.facts.get().as_ref().map_or_else(|_| NONE.get_or_init(HashMap::new), |f| &f.folder_times)
+    }
+
+    /// Paths with uncommitted changes (staged, unstaged or untracked) under the root, when the
+    /// files are read from a work tree rather than from a commit.
+    pub fn uncommitted(&self) -> &[String] {
+        self.facts.get().as_ref().map_or(&[], |f| &f.uncommitted)
+    }
+
+    /// Waits for what Git says of a work tree's files (`git status` and `git log` run while the
+    /// files are scanned), and fails as opening the source would have when Git did.
+    pub fn settle(&self) -> Result<(), SourceError> {
+        match self.facts.get() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(SourceError::History(e.clone())),
         }
     }
 
@@ -81,7 +139,8 @@ impl Checkout {
         folder_times: HashMap<String, String>,
         temp: TempDir,
     ) -> Checkout {
-        Checkout { root, commit_hash, folder_times, uncommitted: Vec::new(), history: None, _temp: Some(temp) }
+        let facts = Facts::known(GitFacts { folder_times, uncommitted: Vec::new() });
+        Checkout { root, commit_hash, facts, history: None, _temp: Some(temp) }
     }
 
     /// What differs between commit `old` and this checkout's commit under `stacks/`; `None`
@@ -90,7 +149,7 @@ impl Checkout {
     pub fn changes_since(&self, old: &str) -> Option<Changes> {
         let history = self.history.as_ref()?;
         if self.commit_hash.is_empty()
-            || !self.uncommitted.is_empty()
+            || !self.uncommitted().is_empty()
             || old.len() < 7
             || !old.bytes().all(|b| b.is_ascii_hexdigit())
         {
@@ -257,23 +316,36 @@ fn git_location(path: &Path) -> Result<Option<GitLocation>, SourceError> {
 
 fn from_work_tree(path: &Path, prefix: &str) -> Result<Checkout, SourceError> {
     let commit = git(path, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).unwrap_or_default();
-    // Two independent git runs (each some tens of milliseconds on a registry this size): at once.
-    let (status, folder_times) = std::thread::scope(|scope| {
-        let status =
-            scope.spawn(|| git_untrimmed(path, &["status", "--porcelain", "--untracked-files=all", "--", "."]));
-        let folder_times = if commit.is_empty() { Ok(HashMap::new()) } else { folder_times(path, &commit, prefix) };
-        (status.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), folder_times)
-    });
-    let (status, folder_times) = (status?, folder_times?);
+    // `git status` and `git log` (each some milliseconds to tens of milliseconds) run at once, on
+    // threads of their own, while the caller scans the files: see `Checkout::settle`.
+    let finding = {
+        let (path, commit, prefix) = (path.to_path_buf(), commit.clone(), prefix.to_string());
+        std::thread::Builder::new()
+            .name("git-history".to_string())
+            .spawn(move || git_facts(&path, &commit, &prefix))
+            .map_err(SourceError::GitMissing)?
+    };
     Ok(Checkout {
         root: path.to_path_buf(),
         commit_hash: commit,
-        folder_times,
-        // Porcelain lines are `XY path`.
-        uncommitted: status.lines().filter_map(|l| l.get(3..)).map(str::to_string).collect(),
+        facts: Facts::pending(finding),
         history: Some(History { repo: path.to_path_buf(), prefix: prefix.to_string() }),
         _temp: None,
     })
+}
+
+/// `git status` (uncommitted changes under `path`) and the folder times at `commit`, at once.
+fn git_facts(path: &Path, commit: &str, prefix: &str) -> Result<GitFacts, SourceError> {
+    let (status, folder_times) = std::thread::scope(|scope| {
+        let status =
+            scope.spawn(|| git_untrimmed(path, &["status", "--porcelain", "--untracked-files=all", "--", "."]));
+        let folder_times = if commit.is_empty() { Ok(HashMap::new()) } else { folder_times(path, commit, prefix) };
+        (status.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), folder_times)
+    });
+    let (status, folder_times) = (status?, folder_times?);
+    // Porcelain lines are `XY path`.
+    let uncommitted = status.lines().filter_map(|l| l.get(3..)).map(str::to_string).collect();
+    Ok(GitFacts { folder_times, uncommitted })
 }
 
 /// Extracts the registry folder (`prefix`) at `reference` with `git archive` into a temporary
@@ -333,8 +405,7 @@ fn from_commit(repo: &Path, prefix: &str, reference: &str, temp: Option<TempDir>
     Ok(Checkout {
         root: tree.join(prefix),
         commit_hash: commit,
-        folder_times,
-        uncommitted: Vec::new(),
+        facts: Facts::known(GitFacts { folder_times, uncommitted: Vec::new() }),
         history: Some(History { repo: top, prefix: prefix.to_string() }),
         _temp: Some(temp),
     })

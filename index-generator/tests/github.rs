@@ -112,21 +112,24 @@ async fn a_github_remote_reads_heads_exact_commits_and_ancestry() {
     github.clear();
     let checkout = remote.checkout(&repo.first).await.unwrap();
     assert_eq!(checkout.commit_hash, repo.first);
-    assert!(checkout.uncommitted.is_empty());
+    assert!(checkout.uncommitted().is_empty());
     let got = files(&checkout.root);
     assert_eq!(got, archived(&repo, &repo.first));
     assert!(got["stacks/go/build.sh"].0, "the executable bit is kept");
     assert!(!got.contains_key("stacks/go/side.txt"));
     // lastModified: the last commit touching each folder with a devfile, in UTC.
-    assert_eq!(checkout.folder_times.get("stacks/go").map(String::as_str), Some("2025-03-01T10:00:00Z"));
-    assert_eq!(checkout.folder_times.get("stacks/java-maven/2.0.0").map(String::as_str), Some("2025-03-01T10:00:00Z"));
+    assert_eq!(checkout.folder_times().get("stacks/go").map(String::as_str), Some("2025-03-01T10:00:00Z"));
+    assert_eq!(
+        checkout.folder_times().get("stacks/java-maven/2.0.0").map(String::as_str),
+        Some("2025-03-01T10:00:00Z")
+    );
     let paths = github.paths();
     assert_eq!(paths[0], format!("/repos/owner/repo/commits/{}", repo.first));
     assert_eq!(paths[1], format!("/repos/owner/repo/tarball/{}", repo.first));
     assert_eq!(paths[2], format!("/_codeload/owner/repo/legacy.tar.gz/{}", repo.first));
     let folder_lookups: Vec<_> =
         github.requests().into_iter().filter(|r| r.path == "/repos/owner/repo/commits").collect();
-    assert_eq!(folder_lookups.len(), checkout.folder_times.len());
+    assert_eq!(folder_lookups.len(), checkout.folder_times().len());
     assert!(
         folder_lookups.iter().any(|r| r.query == format!("sha={}&path=stacks%2Fgo&per_page=1", repo.first)),
         "{folder_lookups:?}"
@@ -135,7 +138,7 @@ async fn a_github_remote_reads_heads_exact_commits_and_ancestry() {
 
     // The second commit changed go at UTC+2: the same instant, written in UTC.
     let checkout = remote.checkout(&repo.second).await.unwrap();
-    assert_eq!(checkout.folder_times.get("stacks/go").map(String::as_str), Some("2025-03-02T10:00:00Z"));
+    assert_eq!(checkout.folder_times().get("stacks/go").map(String::as_str), Some("2025-03-02T10:00:00Z"));
     assert_eq!(files(&checkout.root), archived(&repo, &repo.second));
 
     // Ancestry through the compare API.
@@ -218,7 +221,7 @@ async fn a_git_remote_fetches_into_a_mirror_as_needed() {
     let checkout = remote.checkout(&repo.first).await.unwrap();
     assert_eq!(checkout.commit_hash, repo.first);
     assert_eq!(files(&checkout.root), archived(&repo, &repo.first));
-    assert_eq!(checkout.folder_times.get("stacks/go").map(String::as_str), Some("2025-03-01T10:00:00Z"));
+    assert_eq!(checkout.folder_times().get("stacks/go").map(String::as_str), Some("2025-03-01T10:00:00Z"));
     assert!(remote.is_ancestor(&repo.first, &repo.second).await.unwrap());
     assert!(!remote.is_ancestor(&repo.second, &repo.first).await.unwrap());
     // A commit that is not on the monitored branch is fetched by its SHA.
@@ -230,7 +233,7 @@ async fn a_git_remote_fetches_into_a_mirror_as_needed() {
     let third = repo.git.commit_all("2025-03-04T10:00:00-05:00", "more").unwrap();
     assert_eq!(remote.head().await.unwrap(), third);
     let checkout = remote.checkout(&third).await.unwrap();
-    assert_eq!(checkout.folder_times.get("stacks/go").map(String::as_str), Some("2025-03-04T10:00:00-05:00"));
+    assert_eq!(checkout.folder_times().get("stacks/go").map(String::as_str), Some("2025-03-04T10:00:00-05:00"));
     assert!(remote.is_ancestor(&repo.second, &third).await.unwrap());
 
     let error = remote.checkout("0123456789abcdef0123456789abcdef01234567").await.unwrap_err();
