@@ -149,7 +149,12 @@ impl Credentials {
             return self.auth();
         }
         let scheme = if target.plain_http { "http" } else { "https" };
-        let probe = reqwest::Client::builder().timeout(Duration::from_secs(10)).build();
+        let mut probe = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        if target.plain_http {
+            // No TLS: reading the system's certificates would only cost time.
+            probe = probe.tls_certs_only(Vec::<reqwest::Certificate>::new());
+        }
+        let probe = probe.build();
         let open = match probe {
             Ok(client) => match client.get(format!("{scheme}://{}/v2/", target.registry)).send().await {
                 Ok(response) => {

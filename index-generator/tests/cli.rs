@@ -354,3 +354,21 @@ fn output_file_is_world_readable() {
     assert!(out.status.success(), "stderr:\n{}", stderr(&out));
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o644);
 }
+
+/// `git status` and `git log` run while the files are scanned: when Git cannot read the
+/// history (a tree object of the commit is missing), the command still fails with one clear line.
+#[test]
+fn a_work_tree_whose_history_git_cannot_read_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_repo, _) = committed_registry(dir.path(), "single-version");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git").current_dir(dir.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let tree = git(&["rev-parse", "HEAD:stacks"]);
+    let object = dir.path().join(".git/objects").join(&tree[..2]).join(&tree[2..]);
+    std::fs::remove_file(&object).unwrap_or_else(|e| panic!("{}: {e}", object.display()));
+    let out = run(&["generate", text(dir.path())]);
+    assert_clear_error(&out, &["cannot read the history of the work tree", "git"]);
+}
