@@ -236,8 +236,8 @@ pub fn open(source: &str, reference: Option<&str>) -> Result<Checkout, SourceErr
                 }
                 None => Ok(Checkout::folder(path)),
             },
-            Some(GitLocation::WorkTree { prefix }) => match reference {
-                None => from_work_tree(path, &prefix),
+            Some(GitLocation::WorkTree { prefix, head }) => match reference {
+                None => from_work_tree(path, &prefix, head),
                 Some(reference) => from_commit(path, &prefix, reference, None),
             },
             Some(GitLocation::Bare) => from_commit(path, "", reference.unwrap_or("HEAD"), None),
@@ -289,33 +289,39 @@ fn looks_like_url(source: &str) -> bool {
 }
 
 enum GitLocation {
-    /// Inside a work tree; `prefix` is the folder's path from the top (`""` or `stacks/`).
+    /// Inside a work tree; `prefix` is the folder's path from the top (`""` or `stacks/`), `head`
+    /// the commit checked out (empty in a repository with no commit yet).
     WorkTree {
         prefix: String,
+        head: String,
     },
     Bare,
 }
 
+/// Where `path` is in Git, and its `HEAD`: one `git rev-parse`, which prints whether the
+/// repository is bare and the prefix whenever `path` is in a repository, then the commit unless
+/// there is none (it then exits 1); outside any repository it prints nothing and exits 128.
 fn git_location(path: &Path) -> Result<Option<GitLocation>, SourceError> {
     let out = Command::new("git")
         .current_dir(path)
-        .args(["rev-parse", "--is-bare-repository", "--show-prefix"])
+        .args(["rev-parse", "--is-bare-repository", "--show-prefix", "--verify", "--quiet", "HEAD^{commit}"])
         .stderr(Stdio::null())
         .output()
         .map_err(SourceError::GitMissing)?;
-    if !out.status.success() {
-        return Ok(None);
-    }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
-    Ok(Some(match lines.next() {
-        Some("true") => GitLocation::Bare,
-        _ => GitLocation::WorkTree { prefix: lines.next().unwrap_or("").to_string() },
-    }))
+    Ok(match lines.next() {
+        Some("true") => Some(GitLocation::Bare),
+        Some("false") => {
+            let prefix = lines.next().unwrap_or("").to_string();
+            let head = lines.next().filter(|_| out.status.success()).unwrap_or("").to_string();
+            Some(GitLocation::WorkTree { prefix, head })
+        }
+        _ => None,
+    })
 }
 
-fn from_work_tree(path: &Path, prefix: &str) -> Result<Checkout, SourceError> {
-    let commit = git(path, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).unwrap_or_default();
+fn from_work_tree(path: &Path, prefix: &str, commit: String) -> Result<Checkout, SourceError> {
     // `git status` and `git log` (each some milliseconds to tens of milliseconds) run at once, on
     // threads of their own, while the caller scans the files: see `Checkout::settle`.
     let finding = {
