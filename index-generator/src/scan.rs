@@ -124,37 +124,38 @@ pub fn scan(checkout: &Checkout, schemas: &DevfileSchemas, progress: &dyn Progre
 type Checked = (Option<(CheckedDevfile, Vec<String>)>, Vec<Diagnostic>);
 
 /// Checks every devfile, on one thread per core (parsing and validating are most of a scan), each
-/// thread a contiguous run of `jobs`; the results come back in the order of `jobs`, and the error,
-/// if any, is the first one in that order.
+/// thread taking the next devfile not taken yet; the results come back in the order of `jobs`,
+/// and the error, if any, is the first one in that order.
 fn check_all(
     root: &Path,
     jobs: &[&VersionJob],
     schemas: &DevfileSchemas,
     progress: &dyn Progress,
 ) -> Result<Vec<Checked>, ScanError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let run = jobs.len().div_ceil(threads).max(1);
-    let check = |part: &[&VersionJob]| {
-        part.iter()
-            .map(|job| {
-                let file = format!("{}/{}", job.folder, job.devfile_name);
-                let mut problems = Vec::new();
-                let result = check_version(root, job, &file, schemas, &mut problems)?;
-                progress.devfile_done(&file);
-                Ok((result, problems))
-            })
-            .collect::<Result<Vec<Checked>, ScanError>>()
-    };
-    std::thread::scope(|scope| {
-        let mut parts = jobs.chunks(run);
-        let first = parts.next().unwrap_or_default();
-        let others: Vec<_> = parts.map(|part| scope.spawn(move || check(part))).collect();
-        let mut all = check(first)?;
-        for other in others {
-            all.extend(other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(job) = jobs.get(i) else { return done };
+            let file = format!("{}/{}", job.folder, job.devfile_name);
+            let mut problems = Vec::new();
+            let result = check_version(root, job, &file, schemas, &mut problems);
+            progress.devfile_done(&file);
+            done.push((i, result.map(|checked| (checked, problems))));
         }
-        Ok(all)
-    })
+    };
+    let mut all = std::thread::scope(|scope| {
+        let others: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut all = work();
+        for other in others {
+            all.extend(other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        all
+    });
+    all.sort_unstable_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Sub-folders of `dir`, in byte-wise name order.
