@@ -9,9 +9,10 @@
 //! with an empty cache, so nothing outlives the index it came from.
 //!
 //! Only plain GETs are answered from the cache: a HEAD, a GET with a body, a conditional request
-//! (`If-None-Match`) or a cross-origin one (`Origin`, whose CORS answer could depend on it) goes through the router,
-//! as does anything not cached yet. A reused answer is counted in the metrics and logged as the
-//! router's would be, under the route template it was first answered by.
+//! (`If-None-Match`) or a cross-origin one (`Origin`, whose CORS answer could depend on it) goes
+//! through the router, as does anything not cached yet. An answer is only reused by a state that
+//! reads the same store. A reused answer is counted in the metrics and logged as the router's
+//! would be, under the route template it was first answered by.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,8 +29,8 @@ use axum::response::Response;
 use bytes::Bytes;
 use tower::Service;
 
-use crate::AppState;
 use crate::routing::{Answered, Telemetry};
+use crate::{AppState, Store};
 
 /// Answers kept per snapshot, bounded so that arbitrary query strings cannot grow memory without
 /// limit (the bodies themselves are shared with the snapshot and the store).
@@ -55,12 +56,20 @@ impl Reusable {
 }
 
 /// One kept answer.
-#[derive(Debug)]
 struct Kept {
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
     route: Option<MatchedPath>,
+    /// The store the answer was read from: a state serving the same snapshot from another store
+    /// (tests build such variants) does not reuse it.
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kept").field("status", &self.status).field("route", &self.route).finish_non_exhaustive()
+    }
 }
 
 /// The answers of one snapshot, by path and query.
@@ -139,7 +148,8 @@ where
         let started = Instant::now();
         let snapshot = self.state.snapshots.current();
         let path_and_query = request.uri().path_and_query().map_or("", |pq| pq.as_str());
-        if let Some(kept) = snapshot.responses().get(path_and_query) {
+        let kept = snapshot.responses().get(path_and_query).filter(|kept| Arc::ptr_eq(&kept.store, &self.state.store));
+        if let Some(kept) = kept {
             let route = kept.route.as_ref().map_or("unmatched", MatchedPath::as_str);
             let telemetry = Telemetry::of(request.headers());
             Answered { method: request.method(), uri: request.uri(), route, status: kept.status, started }
@@ -150,6 +160,7 @@ where
             return ReuseFuture::Kept(Some(response));
         }
         let key = path_and_query.to_string();
+        let store = Arc::clone(&self.state.store);
         let routed = self.inner.call(request);
         ReuseFuture::Routed(Box::pin(async move {
             let mut response = routed.await?;
@@ -160,6 +171,7 @@ where
                         headers: response.headers().clone(),
                         body: reusable.body,
                         route: reusable.route,
+                        store,
                     };
                     snapshot.responses().keep(&key, kept);
                 }

@@ -195,3 +195,20 @@ async fn reused_answers_are_bounded() {
     let kept = state.snapshots.current().responses().len();
     assert!(kept > 0 && kept <= 1024, "{kept} answers kept");
 }
+
+#[tokio::test]
+async fn a_state_reading_another_store_does_not_reuse_the_answer() {
+    let (state, first) = default_registry(true);
+    assert_eq!(get(&state, "/devfiles/go").await.status, StatusCode::OK);
+    get(&state, "/devfiles/go").await;
+    assert_eq!(first.devfiles.load(Ordering::SeqCst), 1);
+    // The same snapshot cell, another store (as tests build variants of a state).
+    let (_, other) = default_registry(true);
+    let variant = AppState::from(index_server::Shared {
+        store: Arc::clone(&other) as Arc<dyn Store>,
+        ..index_server::Shared::clone(&state)
+    });
+    assert_eq!(get(&variant, "/devfiles/go").await.status, StatusCode::OK);
+    assert_eq!(other.devfiles.load(Ordering::SeqCst), 1, "the other store was read");
+    assert_eq!(first.devfiles.load(Ordering::SeqCst), 1);
+}
