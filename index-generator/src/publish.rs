@@ -83,8 +83,7 @@ fn valid_path_component(part: &str) -> bool {
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.plain_http { "http" } else { "https" };
-        write!(f, "{scheme}://{}", self.registry)?;
+        f.write_str(&self.base_url())?;
         if !self.namespace.is_empty() {
             write!(f, "/{}", self.namespace)?;
         }
@@ -93,6 +92,11 @@ impl fmt::Display for Target {
 }
 
 impl Target {
+    /// `http://host[:port]` or `https://host[:port]`: where the `/v2/` routes are.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", if self.plain_http { "http" } else { "https" }, self.registry)
+    }
+
     /// The full repository name of `repository` (`devfile-catalog/go`) under the namespace.
     pub fn repository(&self, repository: &str) -> String {
         if self.namespace.is_empty() { repository.to_string() } else { format!("{}/{repository}", self.namespace) }
@@ -145,27 +149,40 @@ impl Credentials {
     /// and no challenge, it ignores `Authorization`, so a placeholder bearer token, which
     /// oci-client uses without asking, is the same as no authentication at all.
     pub async fn auth_for(&self, target: &Target) -> RegistryAuth {
+        match http_client(target) {
+            Ok(http) => self.auth_over(target, &http).await,
+            Err(_) => self.auth(),
+        }
+    }
+
+    /// [`Credentials::auth_for`], asking the registry through `http`.
+    async fn auth_over(&self, target: &Target, http: &reqwest::Client) -> RegistryAuth {
         if matches!(self, Credentials::Basic { .. }) {
             return self.auth();
         }
-        let scheme = if target.plain_http { "http" } else { "https" };
-        let mut probe = reqwest::Client::builder().timeout(Duration::from_secs(10));
-        if target.plain_http {
-            // No TLS: reading the system's certificates would only cost time.
-            probe = probe.tls_certs_only(Vec::<reqwest::Certificate>::new());
-        }
-        let probe = probe.build();
+        let probe = http.get(format!("{}/v2/", target.base_url())).timeout(Duration::from_secs(10)).send().await;
         let open = match probe {
-            Ok(client) => match client.get(format!("{scheme}://{}/v2/", target.registry)).send().await {
-                Ok(response) => {
-                    response.status().is_success() && !response.headers().contains_key(http::header::WWW_AUTHENTICATE)
-                }
-                Err(_) => false,
-            },
+            Ok(response) => {
+                response.status().is_success() && !response.headers().contains_key(http::header::WWW_AUTHENTICATE)
+            }
             Err(_) => false,
         };
         if open { RegistryAuth::Bearer("anonymous".to_string()) } else { RegistryAuth::Anonymous }
     }
+}
+
+/// A plain HTTP client for `target`, for the requests sent without oci-client (the probe for
+/// authentication, the catalog). For a plain-HTTP registry it reads no system certificates,
+/// which would only cost time.
+fn http_client(target: &Target) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .user_agent(concat!("devfile-registry/", env!("CARGO_PKG_VERSION")));
+    if target.plain_http {
+        builder = builder.tls_certs_only(Vec::<reqwest::Certificate>::new());
+    }
+    builder.build()
 }
 
 /// An OCI client for `target` (HTTP or HTTPS, timeouts), to reuse for every request.
@@ -315,6 +332,7 @@ pub struct Publisher {
 /// Requests sent with reqwest rather than through oci-client (its client is built when first
 /// needed: building one reads the system's root certificates).
 struct PlainRequests {
+    http: reqwest::Client,
     base: String,
     basic: Option<(String, String)>,
 }
@@ -402,16 +420,17 @@ impl Counters {
 impl Publisher {
     /// A publisher for `target`; asks the registry once whether it needs authentication.
     pub async fn connect(target: Target, credentials: Credentials, concurrency: usize) -> Publisher {
-        let auth = credentials.auth_for(&target).await;
+        let http = http_client(&target).ok();
+        let auth = match &http {
+            Some(http) => credentials.auth_over(&target, http).await,
+            None => credentials.auth(),
+        };
         let basic = match &credentials {
             Credentials::Basic { username, password } => Some((username.clone(), password.clone())),
             Credentials::Anonymous => None,
         };
         let open = matches!(auth, RegistryAuth::Bearer(_)) || basic.is_some();
-        let plain = open.then(|| PlainRequests {
-            base: format!("{}://{}", if target.plain_http { "http" } else { "https" }, target.registry),
-            basic,
-        });
+        let plain = http.filter(|_| open).map(|http| PlainRequests { http, base: target.base_url(), basic });
         Publisher {
             client: client(&target),
             auth,
@@ -794,12 +813,7 @@ impl Publisher {
     /// when the registry will not tell (it refuses, needs a token, or has too many pages).
     async fn catalog(&self) -> Option<HashSet<String>> {
         let plain = self.plain.as_ref()?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!("devfile-registry/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .ok()?;
+        let http = &plain.http;
         let mut repositories = HashSet::new();
         let mut url = format!("{}/v2/_catalog?n=1000", plain.base);
         for _ in 0..CATALOG_PAGES {

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::LazyLock;
 use std::thread::JoinHandle;
 
 use tempfile::TempDir;
@@ -59,33 +59,21 @@ struct GitFacts {
     uncommitted: Vec<String>,
 }
 
+/// What finds the [`GitFacts`] of a checkout when first asked: a value known at once, or the
+/// end of a thread running `git` (the error as text).
+type FindFacts = Box<dyn FnOnce() -> Result<GitFacts, String> + Send>;
+
 /// [`GitFacts`], known at once or still being found by `git` on a thread of its own.
-#[derive(Debug)]
-struct Facts {
-    known: OnceLock<Result<GitFacts, String>>,
-    pending: Mutex<Option<JoinHandle<Result<GitFacts, SourceError>>>>,
+type Facts = LazyLock<Result<GitFacts, String>, FindFacts>;
+
+fn known(facts: GitFacts) -> Facts {
+    LazyLock::new(Box::new(move || Ok(facts)))
 }
 
-impl Facts {
-    fn known(facts: GitFacts) -> Facts {
-        Facts { known: OnceLock::from(Ok(facts)), pending: Mutex::new(None) }
-    }
-
-    fn pending(finding: JoinHandle<Result<GitFacts, SourceError>>) -> Facts {
-        Facts { known: OnceLock::new(), pending: Mutex::new(Some(finding)) }
-    }
-
-    /// The facts, waiting for `git` if it is still running; the error as text once it failed.
-    fn get(&self) -> &Result<GitFacts, String> {
-        self.known.get_or_init(|| {
-            let finding = self.pending.lock().unwrap_or_else(|e| e.into_inner()).take();
-            match finding.map(|f| f.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))) {
-                Some(Ok(facts)) => Ok(facts),
-                Some(Err(e)) => Err(e.to_string()),
-                None => Ok(GitFacts::default()),
-            }
-        })
-    }
+fn pending(finding: JoinHandle<Result<GitFacts, SourceError>>) -> Facts {
+    LazyLock::new(Box::new(move || {
+        finding.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)).map_err(|e| e.to_string())
+    }))
 }
 
 /// Where `git` commands about a checkout's history run.
@@ -103,7 +91,7 @@ impl Checkout {
         Checkout {
             root: root.into(),
             commit_hash: String::new(),
-            facts: Facts::known(GitFacts::default()),
+            facts: known(GitFacts::default()),
             history: None,
             _temp: None,
         }
@@ -113,20 +101,20 @@ impl Checkout {
     /// that touched them, RFC 3339 with the original offset and `Z` for UTC. Empty when Git
     /// failed: [`Checkout::settle`] tells why.
     pub fn folder_times(&self) -> &HashMap<String, String> {
-        static NONE: OnceLock<HashMap<String, String>> = OnceLock::new();
-        self.facts.get().as_ref().map_or_else(|_| NONE.get_or_init(HashMap::new), |f| &f.folder_times)
+        static NONE: LazyLock<HashMap<String, String>> = LazyLock::new(HashMap::new);
+        self.facts.as_ref().map_or(&NONE, |f| &f.folder_times)
     }
 
     /// Paths with uncommitted changes (staged, unstaged or untracked) under the root, when the
     /// files are read from a work tree rather than from a commit.
     pub fn uncommitted(&self) -> &[String] {
-        self.facts.get().as_ref().map_or(&[], |f| &f.uncommitted)
+        self.facts.as_ref().map_or(&[], |f| &f.uncommitted)
     }
 
     /// Waits for what Git says of a work tree's files (`git status` and `git log` run while the
     /// files are scanned), and fails as opening the source would have when Git did.
     pub fn settle(&self) -> Result<(), SourceError> {
-        match self.facts.get() {
+        match &*self.facts {
             Ok(_) => Ok(()),
             Err(e) => Err(SourceError::History(e.clone())),
         }
@@ -139,7 +127,7 @@ impl Checkout {
         folder_times: HashMap<String, String>,
         temp: TempDir,
     ) -> Checkout {
-        let facts = Facts::known(GitFacts { folder_times, uncommitted: Vec::new() });
+        let facts = known(GitFacts { folder_times, uncommitted: Vec::new() });
         Checkout { root, commit_hash, facts, history: None, _temp: Some(temp) }
     }
 
@@ -334,7 +322,7 @@ fn from_work_tree(path: &Path, prefix: &str, commit: String) -> Result<Checkout,
     Ok(Checkout {
         root: path.to_path_buf(),
         commit_hash: commit,
-        facts: Facts::pending(finding),
+        facts: pending(finding),
         history: Some(History { repo: path.to_path_buf(), prefix: prefix.to_string() }),
         _temp: None,
     })
@@ -411,7 +399,7 @@ fn from_commit(repo: &Path, prefix: &str, reference: &str, temp: Option<TempDir>
     Ok(Checkout {
         root: tree.join(prefix),
         commit_hash: commit,
-        facts: Facts::known(GitFacts { folder_times, uncommitted: Vec::new() }),
+        facts: known(GitFacts { folder_times, uncommitted: Vec::new() }),
         history: Some(History { repo: top, prefix: prefix.to_string() }),
         _temp: Some(temp),
     })

@@ -159,7 +159,8 @@ where
             *response.headers_mut() = kept.headers.clone();
             return ReuseFuture::Kept(Some(response));
         }
-        let key = path_and_query.to_string();
+        // Reference-counted: only an answer that is kept costs a key.
+        let uri = request.uri().clone();
         let store = Arc::clone(&self.state.store);
         let routed = self.inner.call(request);
         ReuseFuture::Routed(Box::pin(async move {
@@ -173,7 +174,7 @@ where
                         route: reusable.route,
                         store,
                     };
-                    snapshot.responses().keep(&key, kept);
+                    snapshot.responses().keep(uri.path_and_query().map_or("", |pq| pq.as_str()), kept);
                 }
             }
             Ok(response)

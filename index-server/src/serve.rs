@@ -41,8 +41,9 @@ pub struct Grace {
     pub background: Duration,
 }
 
-/// Serves `app` (the router, or [`crate::service`]) on `listener` with `workers` worker threads until `shutdown` resolves; then stops
-/// accepting, lets requests in flight finish (within `grace.requests`), and returns.
+/// Serves `app` (the router, or [`crate::service`]) on `listener` with `workers` worker threads
+/// until `shutdown` resolves; then stops accepting, lets requests in flight finish (within
+/// `grace.requests`), and returns.
 pub async fn serve<S>(
     listener: TcpListener,
     app: S,

@@ -134,15 +134,7 @@ fn oci_mode_serves_the_published_community_registry() {
     assert!(filtered.as_array().unwrap().len() < v2.as_array().unwrap().len());
 
     // Every stack version's devfile comes from the registry, byte for byte.
-    let checkout = index_generator::source::open(dir.path().to_str().unwrap(), None).unwrap();
-    let schemas = index_generator::DevfileSchemas::new();
-    let generated = index_generator::generate(
-        &checkout,
-        &schemas,
-        index_generator::Options::default(),
-        &index_generator::NoProgress,
-    )
-    .unwrap();
+    let (checkout, generated) = tests::generate(dir.path());
     let mut served = 0;
     for entry in document.stacks.iter().filter(|e| e.kind == Some(schemas::index::DevfileType::Stack)) {
         for version in &entry.versions {
