@@ -87,6 +87,12 @@ pub struct Config {
     /// per core the process may use.
     #[arg(long, env = "SERVER_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
+
+    /// Pin each worker to a CPU and hand a connection to the worker on the CPU that received
+    /// it, when the process may run on as many CPUs as there are workers (see `serve`). `false`
+    /// leaves workers to the scheduler (a host whose cores other busy processes share).
+    #[arg(long, env = "SERVER_PIN_WORKERS", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub pin_workers: bool,
 }
 
 /// Where the index being served comes from, after precedence (see [`Config::mode`]).

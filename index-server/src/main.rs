@@ -105,10 +105,12 @@ async fn run(config: Config, stopping: Arc<AtomicBool>) -> Result<()> {
         // Open event streams would hold the graceful shutdown forever.
         events.close();
     };
-    let workers = config.workers.map_or_else(serve::default_workers, usize::from);
-    tracing::debug!(workers, "HTTP workers");
+    let threads = serve::Threads {
+        workers: config.workers.map_or_else(serve::default_workers, usize::from),
+        pin: config.pin_workers,
+    };
     let grace = serve::Grace { requests: SHUTDOWN_GRACE, background: BACKGROUND_GRACE };
-    serve::serve(listener, index_server::service(state), workers, stop_serving, grace)
+    serve::serve(listener, index_server::service(state), threads, stop_serving, grace)
         .await
         .context("the server failed")?;
     tracing::info!("stopped");

@@ -27,7 +27,8 @@ use axum::extract::MatchedPath;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
-use tower::Service;
+use tower::{Service, ServiceExt};
+use tracing::Level;
 
 use crate::routing::{Answered, Telemetry};
 use crate::{AppState, Store};
@@ -103,7 +104,9 @@ impl Responses {
     }
 }
 
-/// The service in front of the router (see the module documentation).
+/// The service in front of the router (see the module documentation). It is a tower service
+/// (tests call it with `oneshot`) and a hyper one, which [`crate::serve`] calls by reference: a
+/// kept answer then costs no clone of the router or the state.
 #[derive(Clone)]
 pub struct Reuse<S> {
     inner: S,
@@ -116,15 +119,74 @@ impl<S> Reuse<S> {
     }
 }
 
-/// Whether `request` may be answered from the cache: a GET with no body (the router checks the
-/// size of one), not conditional, not cross-origin.
-fn plain_get<B>(request: &axum::http::Request<B>) -> bool {
-    let headers = request.headers();
-    request.method() == Method::GET
-        && headers.get(header::CONTENT_LENGTH).is_none_or(|length| length == "0")
-        && !headers.contains_key(header::TRANSFER_ENCODING)
-        && !headers.contains_key(header::IF_NONE_MATCH)
-        && !headers.contains_key(header::ORIGIN)
+/// The telemetry headers of `request` when it may be answered from the cache: a GET with no
+/// body (the router checks the size of one), not conditional, not cross-origin. One pass over
+/// the headers.
+fn plain_get<B>(request: &axum::http::Request<B>) -> Option<Telemetry> {
+    if request.method() != Method::GET {
+        return None;
+    }
+    let mut telemetry = Telemetry::default();
+    for (name, value) in request.headers() {
+        if name == header::IF_NONE_MATCH
+            || name == header::ORIGIN
+            || name == header::TRANSFER_ENCODING
+            || (name == header::CONTENT_LENGTH && value != "0")
+        {
+            return None;
+        }
+        telemetry.note(name, value);
+    }
+    Some(telemetry)
+}
+
+/// The answer to `request`: a kept one, or `route`'s (then kept when it is marked reusable).
+fn answer<B, F>(
+    state: &AppState,
+    request: axum::http::Request<B>,
+    route: impl FnOnce(axum::http::Request<B>) -> F,
+) -> ReuseFuture
+where
+    F: Future<Output = Result<Response, Infallible>> + Send + 'static,
+{
+    let Some(telemetry) = plain_get(&request) else {
+        return ReuseFuture::Routed(Box::pin(route(request)));
+    };
+    let path_and_query = request.uri().path_and_query().map_or("", |pq| pq.as_str());
+    let snapshot = state.snapshots.current();
+    let store = &state.store;
+    let kept = snapshot.responses().get(path_and_query).filter(|kept| Arc::ptr_eq(&kept.store, store));
+    if let Some(kept) = kept {
+        let route = kept.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        // Kept answers are 200s, logged at DEBUG: the clock is only read when that is on.
+        let started = tracing::enabled!(Level::DEBUG).then(Instant::now);
+        Answered { method: request.method(), uri: request.uri(), route, status: kept.status, started }
+            .record(&state.metrics, &telemetry);
+        let mut response = Response::new(Body::from(kept.body.clone()));
+        *response.status_mut() = kept.status;
+        *response.headers_mut() = kept.headers.clone();
+        return ReuseFuture::Kept(Some(response));
+    }
+    // Reference-counted: only an answer that is kept costs a key.
+    let uri = request.uri().clone();
+    let store = Arc::clone(store);
+    let routed = route(request);
+    ReuseFuture::Routed(Box::pin(async move {
+        let mut response = routed.await?;
+        if let Some(reusable) = response.extensions_mut().remove::<Reusable>() {
+            if response.status() == StatusCode::OK {
+                let kept = Kept {
+                    status: response.status(),
+                    headers: response.headers().clone(),
+                    body: reusable.body,
+                    route: reusable.route,
+                    store,
+                };
+                snapshot.responses().keep(uri.path_and_query().map_or("", |pq| pq.as_str()), kept);
+            }
+        }
+        Ok(response)
+    }))
 }
 
 impl<S, B> Service<axum::http::Request<B>> for Reuse<S>
@@ -142,43 +204,22 @@ where
     }
 
     fn call(&mut self, request: axum::http::Request<B>) -> ReuseFuture {
-        if !plain_get(&request) {
-            return ReuseFuture::Routed(Box::pin(self.inner.call(request)));
-        }
-        let started = Instant::now();
-        let snapshot = self.state.snapshots.current();
-        let path_and_query = request.uri().path_and_query().map_or("", |pq| pq.as_str());
-        let kept = snapshot.responses().get(path_and_query).filter(|kept| Arc::ptr_eq(&kept.store, &self.state.store));
-        if let Some(kept) = kept {
-            let route = kept.route.as_ref().map_or("unmatched", MatchedPath::as_str);
-            let telemetry = Telemetry::of(request.headers());
-            Answered { method: request.method(), uri: request.uri(), route, status: kept.status, started }
-                .record(&self.state.metrics, &telemetry);
-            let mut response = Response::new(Body::from(kept.body.clone()));
-            *response.status_mut() = kept.status;
-            *response.headers_mut() = kept.headers.clone();
-            return ReuseFuture::Kept(Some(response));
-        }
-        // Reference-counted: only an answer that is kept costs a key.
-        let uri = request.uri().clone();
-        let store = Arc::clone(&self.state.store);
-        let routed = self.inner.call(request);
-        ReuseFuture::Routed(Box::pin(async move {
-            let mut response = routed.await?;
-            if let Some(reusable) = response.extensions_mut().remove::<Reusable>() {
-                if response.status() == StatusCode::OK {
-                    let kept = Kept {
-                        status: response.status(),
-                        headers: response.headers().clone(),
-                        body: reusable.body,
-                        route: reusable.route,
-                        store,
-                    };
-                    snapshot.responses().keep(uri.path_and_query().map_or("", |pq| pq.as_str()), kept);
-                }
-            }
-            Ok(response)
-        }))
+        answer(&self.state, request, |request| self.inner.call(request))
+    }
+}
+
+impl<S, B> hyper::service::Service<axum::http::Request<B>> for Reuse<S>
+where
+    S: Service<axum::http::Request<B>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ReuseFuture;
+
+    fn call(&self, request: axum::http::Request<B>) -> ReuseFuture {
+        answer(&self.state, request, |request| self.inner.clone().oneshot(request))
     }
 }
 

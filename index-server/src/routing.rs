@@ -120,12 +120,14 @@ pub async fn around(State(metrics): State<Arc<Metrics>>, request: Request, next:
         reusable.set_route(route.clone());
     }
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    Answered { method: &method, uri: &uri, route, status: response.status(), started }.record(&metrics, &telemetry);
+    Answered { method: &method, uri: &uri, route, status: response.status(), started: Some(started) }
+        .record(&metrics, &telemetry);
     response
 }
 
 /// The telemetry headers of a request (`Client`, `User`, `Locale`), which are only ever recorded
 /// in the request log and the metrics. Reference-counted: taking them allocates nothing.
+#[derive(Default)]
 pub(crate) struct Telemetry {
     client: Option<HeaderValue>,
     user: Option<HeaderValue>,
@@ -134,14 +136,32 @@ pub(crate) struct Telemetry {
 
 impl Telemetry {
     pub(crate) fn of(headers: &HeaderMap) -> Telemetry {
-        // Names made once: looking one up by a string would parse it on every request.
+        let mut telemetry = Telemetry::default();
+        for (name, value) in headers {
+            telemetry.note(name, value);
+        }
+        telemetry
+    }
+
+    /// Takes the header `name: value` when it is a telemetry header not seen yet (the first of
+    /// repeated ones counts, as `HeaderMap::get` would give). One pass over a request's few
+    /// headers costs less than looking each name up by its hash.
+    pub(crate) fn note(&mut self, name: &HeaderName, value: &HeaderValue) {
+        // Names made once: making one from a string would parse it on every request.
         const CLIENT: HeaderName = HeaderName::from_static("client");
         const USER: HeaderName = HeaderName::from_static("user");
         const LOCALE: HeaderName = HeaderName::from_static("locale");
-        Telemetry {
-            client: headers.get(CLIENT).cloned(),
-            user: headers.get(USER).cloned(),
-            locale: headers.get(LOCALE).cloned(),
+        let slot = if name == CLIENT {
+            &mut self.client
+        } else if name == USER {
+            &mut self.user
+        } else if name == LOCALE {
+            &mut self.locale
+        } else {
+            return;
+        };
+        if slot.is_none() {
+            *slot = Some(value.clone());
         }
     }
 
@@ -161,7 +181,8 @@ pub(crate) struct Answered<'a> {
     /// The route template (`/devfiles/{name}`), or `unmatched`.
     pub route: &'a str,
     pub status: StatusCode,
-    pub started: Instant,
+    /// When the request came in, if the clock was read (the duration logged is 0 otherwise).
+    pub started: Option<Instant>,
 }
 
 impl Answered<'_> {
@@ -177,7 +198,7 @@ impl Answered<'_> {
                         method = %self.method,
                         path = %self.uri.path(),
                         status,
-                        duration_us = self.started.elapsed().as_micros() as u64,
+                        duration_us = self.started.map_or(0, |started| started.elapsed().as_micros() as u64),
                         client,
                         user,
                         locale,
