@@ -3,9 +3,10 @@
 # snapshot, against nginx serving the very same response bodies as static files, with wrk.
 #
 # Usage: scripts/bench-server.sh
-#   BENCH_DURATION=2s BENCH_ROUNDS=3 BENCH_CONNECTIONS=32 BENCH_THREADS=2 BENCH_STARTS=5
+#   BENCH_DURATION=2s BENCH_ROUNDS=5 BENCH_CONNECTIONS=32 BENCH_THREADS=2 BENCH_STARTS=5
 #   (environment, optional)
-#   RUST_LOG is passed to the server (default: info, as deployed: one log line per request).
+#   RUST_LOG is passed to the server (default: info, as deployed: 4xx and 5xx answers are
+#   logged, 2xx and 3xx at debug).
 #   BENCH_SERVER_BIN=PATH benchmarks that index-server binary instead of building one (to compare
 #   two builds in one session, alternately).
 #
@@ -21,7 +22,7 @@ export LC_ALL=C # `$EPOCHREALTIME` and wrk's figures with a decimal point
 cd "$(dirname "$0")/.."
 
 duration="${BENCH_DURATION:-2s}"
-rounds="${BENCH_ROUNDS:-3}"
+rounds="${BENCH_ROUNDS:-5}"
 connections="${BENCH_CONNECTIONS:-32}"
 threads="${BENCH_THREADS:-2}"
 starts="${BENCH_STARTS:-5}"
@@ -252,8 +253,10 @@ nginx_dir="$tmp/nginx"
 mkdir -p "$nginx_dir"
 nginx_port="$(free_port)"
 cat >"$nginx_dir/nginx.conf" <<EOF
-# Two cores: one worker each; connections kept alive as wrk and HTTP clients do.
-worker_processes 2;
+# One worker per core, each pinned to its core as the server pins its workers; connections kept
+# alive as wrk and HTTP clients do.
+worker_processes $(nproc);
+worker_cpu_affinity auto;
 daemon off;
 pid $nginx_dir/nginx.pid;
 error_log $nginx_dir/error.log warn;
@@ -329,6 +332,9 @@ for route in "${routes[@]}"; do
         run_wrk "${name}_nginx_$round" "$nginx$nginx_path"
         nginx_rpss+=("$rps") nginx_p99s+=("$p99")
     done
+    # Every round on standard error: where wrk's threads happen to run moves a round by tens
+    # of percent, for the server and for nginx alike.
+    say "$name rounds (req/s): server ${server_rpss[*]}; nginx ${nginx_rpss[*]}"
     server_rps="$(median "${server_rpss[@]}")" server_p99="$(median "${server_p99s[@]}")"
     nginx_rps="$(median "${nginx_rpss[@]}")" nginx_p99="$(median "${nginx_p99s[@]}")"
     echo "${name}_server_rps: $server_rps req/s"
