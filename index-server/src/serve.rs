@@ -12,8 +12,9 @@
 //! core), each worker is pinned to one of them, and a connection goes to the worker on the CPU
 //! whose network stack received it (`SO_INCOMING_CPU`): the kernel's work on its packets, the
 //! worker's on its requests and, over loopback, the client's own reads then share one core's
-//! caches. Over loopback that CPU is the client's, and `scripts/bench-server.sh` measured about
-//! 1.7 times the requests per second of connections spread in turn. So that one busy client core
+//! caches. Over loopback that CPU is the client's: in `scripts/bench-server.sh`, a round in which
+//! each of wrk's threads had its connections served on its own core ran 1.3 to 1.7 times the
+//! requests per second of connections handed out in turn. So that one busy client core
 //! cannot pile every connection onto one worker, a worker only takes a connection meant for it
 //! while it holds at most [`STEERING_SLACK`] more than the least busy worker; otherwise, and when
 //! workers are not pinned, the least busy worker takes it.
