@@ -89,8 +89,9 @@ pub struct Config {
     pub workers: Option<u16>,
 
     /// Pin each worker to a CPU and hand a connection to the worker on the CPU that received
-    /// it, when the process may run on as many CPUs as there are workers (see `serve`). `false`
-    /// leaves workers to the scheduler (a host whose cores other busy processes share).
+    /// it, when the process may run on as many CPUs as there are workers (the README's
+    /// "Serving"). `false` leaves workers to the scheduler (a host whose cores other busy
+    /// processes share).
     #[arg(long, env = "SERVER_PIN_WORKERS", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub pin_workers: bool,
 }
