@@ -263,6 +263,8 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert!(!config.headless);
         assert_eq!(config.registry_name, "Community");
+        assert_eq!(config.workers, None);
+        assert!(config.pin_workers);
     }
 
     #[test]
@@ -277,6 +279,9 @@ mod tests {
         assert!(!config.headless);
         let config = Config::try_parse_from(["index-server", "--repo-url", "https://git.example/r.git"]).unwrap();
         assert_eq!(config.source(), "https://git.example/r.git");
+        let config = Config::try_parse_from(["index-server", "--workers", "3", "--pin-workers", "false"]).unwrap();
+        assert_eq!((config.workers, config.pin_workers), (Some(3), false));
+        assert!(Config::try_parse_from(["index-server", "--workers", "0"]).is_err());
     }
 
     #[test]
