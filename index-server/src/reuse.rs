@@ -28,7 +28,6 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use tower::{Service, ServiceExt};
-use tracing::Level;
 
 use crate::routing::{Answered, Telemetry};
 use crate::{AppState, Store};
@@ -152,14 +151,13 @@ where
     let Some(telemetry) = plain_get(&request) else {
         return ReuseFuture::Routed(Box::pin(route(request)));
     };
+    let started = Instant::now();
     let path_and_query = request.uri().path_and_query().map_or("", |pq| pq.as_str());
     let snapshot = state.snapshots.current();
     let store = &state.store;
     let kept = snapshot.responses().get(path_and_query).filter(|kept| Arc::ptr_eq(&kept.store, store));
     if let Some(kept) = kept {
         let route = kept.route.as_ref().map_or("unmatched", MatchedPath::as_str);
-        // Kept answers are 200s, logged at DEBUG: the clock is only read when that is on.
-        let started = tracing::enabled!(Level::DEBUG).then(Instant::now);
         Answered { method: request.method(), uri: request.uri(), route, status: kept.status, started }
             .record(&state.metrics, &telemetry);
         let mut response = Response::new(Body::from(kept.body.clone()));

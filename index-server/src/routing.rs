@@ -120,8 +120,7 @@ pub async fn around(State(metrics): State<Arc<Metrics>>, request: Request, next:
         reusable.set_route(route.clone());
     }
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    Answered { method: &method, uri: &uri, route, status: response.status(), started: Some(started) }
-        .record(&metrics, &telemetry);
+    Answered { method: &method, uri: &uri, route, status: response.status(), started }.record(&metrics, &telemetry);
     response
 }
 
@@ -181,8 +180,7 @@ pub(crate) struct Answered<'a> {
     /// The route template (`/devfiles/{name}`), or `unmatched`.
     pub route: &'a str,
     pub status: StatusCode,
-    /// When the request came in, if the clock was read (the duration logged is 0 otherwise).
-    pub started: Option<Instant>,
+    pub started: Instant,
 }
 
 impl Answered<'_> {
@@ -198,7 +196,7 @@ impl Answered<'_> {
                         method = %self.method,
                         path = %self.uri.path(),
                         status,
-                        duration_us = self.started.map_or(0, |started| started.elapsed().as_micros() as u64),
+                        duration_us = self.started.elapsed().as_micros() as u64,
                         client,
                         user,
                         locale,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{Method, Request, StatusCode, header};
 use bytes::Bytes;
 use index_server::icons::{IconOptions, Icons};
 use index_server::snapshot::Snapshot;
@@ -18,31 +18,19 @@ use index_server::store::{StoreFuture, StoredManifest};
 use index_server::{AppState, LocalStore, ServeOptions, Shared, SnapshotCell, Store, StoreError, app, embedded};
 use schemas::index::IndexDocument;
 use serde_json::{Value, json};
+use tests::Reply;
 use tower::ServiceExt;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
+/// What the tests read of an index body.
+trait Names {
+    /// `name` or `name[versions]` of every entry of an index body.
+    fn names(&self) -> Vec<String>;
 }
 
-impl Reply {
-    fn header(&self, name: impl header::AsHeaderName) -> &str {
-        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-
-    fn text(&self) -> &str {
-        std::str::from_utf8(&self.body).unwrap()
-    }
-
-    /// `name` or `name[versions]` of every entry of an index body.
+impl Names for Reply {
     fn names(&self) -> Vec<String> {
         assert_eq!(self.status, StatusCode::OK, "{}", self.text());
         self.json()
@@ -77,11 +65,11 @@ async fn send(state: &AppState, request: Request<Body>) -> Reply {
         *request.headers_mut() = parts.headers.clone();
         request
     };
-    let reply = answer(app(state.clone()).oneshot(copy()).await.unwrap()).await;
+    let reply = Reply::of(app(state.clone()).oneshot(copy()).await.unwrap()).await;
     let path = parts.uri.path();
     if parts.method == Method::GET && path != "/metrics" && !path.starts_with("/api/") {
         for attempt in ["first", "second"] {
-            let served = answer(index_server::service(state.clone()).oneshot(copy()).await.unwrap()).await;
+            let served = Reply::of(index_server::service(state.clone()).oneshot(copy()).await.unwrap()).await;
             assert_eq!(
                 (served.status, &served.headers, &served.body),
                 (reply.status, &reply.headers, &reply.body),
@@ -94,20 +82,13 @@ async fn send(state: &AppState, request: Request<Body>) -> Reply {
     reply
 }
 
-async fn answer(response: axum::response::Response) -> Reply {
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    Reply { status, headers, body }
-}
-
 async fn get(state: &AppState, uri: &str) -> Reply {
     send(state, Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
 /// The router's answer only: for the tests that count requests in the metrics.
 async fn get_once(state: &AppState, uri: &str) -> Reply {
-    answer(app(state.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()).await
+    Reply::of(app(state.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()).await
 }
 
 async fn get_with(state: &AppState, uri: &str, name: &str, value: &str) -> Reply {
@@ -289,7 +270,7 @@ async fn telemetry_headers_are_accepted_and_counted() {
         .header("Locale", "en_US")
         .body(Body::empty())
         .unwrap();
-    let reply = answer(app(state.clone()).oneshot(request).await.unwrap()).await;
+    let reply = Reply::of(app(state.clone()).oneshot(request).await.unwrap()).await;
     assert_eq!(reply.status, StatusCode::OK);
     let metrics = get(&state, "/metrics").await;
     assert!(metrics.text().contains("registry_client_requests_total{client=\"odo\"} 1\n"), "{}", metrics.text());

@@ -13,42 +13,22 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use bytes::Bytes;
 use index_server::{AppState, ServeOptions, app, embedded};
-use serde_json::{Value, json};
+use serde_json::json;
 use tests::GitRepo;
+use tests::Reply;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn header(&self, name: impl header::AsHeaderName) -> &str {
-        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
 async fn get(state: &AppState, uri: &str) -> Reply {
-    let response = app(state.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    Reply { status, headers, body }
+    Reply::of(app(state.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()).await
 }
 
 /// A tiny HTTP server: `GET /<file>` answers the file's bytes (404 when unknown) and counts the

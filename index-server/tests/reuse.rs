@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{Method, Request, StatusCode, header};
 use bytes::Bytes;
 use index_server::icons::{IconOptions, Icons};
 use index_server::store::{StoreFuture, StoredManifest};
 use index_server::{AppState, LocalStore, ServeOptions, SnapshotCell, Store, embedded};
+use tests::Reply;
 use tower::ServiceExt;
 
 /// The embedded store of the default registry, counting the devfiles read from it, and saying
@@ -63,19 +64,9 @@ fn default_registry(fixed: bool) -> (AppState, Arc<Counting>) {
     state_of(&tests::workspace().join("stacks"), fixed)
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
 /// `request` through the service as it is served.
 async fn served(state: &AppState, request: Request<Body>) -> Reply {
-    let response = index_server::service(state.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    Reply { status, headers, body }
+    Reply::of(index_server::service(state.clone()).oneshot(request).await.unwrap()).await
 }
 
 async fn get(state: &AppState, uri: &str) -> Reply {

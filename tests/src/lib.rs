@@ -13,6 +13,7 @@ pub mod faults;
 pub mod github;
 pub mod oras;
 pub mod registry;
+pub mod reply;
 pub mod server;
 pub mod updates;
 
@@ -20,6 +21,7 @@ pub use faults::{Fault, FaultyProxy, Seen};
 pub use github::FakeGitHub;
 pub use oras::{oras_pull, skopeo_inspect_raw};
 pub use registry::{Registry, RegistryOptions};
+pub use reply::Reply;
 pub use server::ServerProcess;
 
 use std::path::{Path, PathBuf};
